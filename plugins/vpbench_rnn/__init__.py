@@ -1,0 +1,1 @@
+"""vpbench plugin (being written)."""

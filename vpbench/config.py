@@ -1,0 +1,151 @@
+"""Run configuration: one typed config per component, YAML files hold overrides only.
+
+Precedence, lowest first: each component's defaults, the YAML file (``--config`` or the
+model's file for the dataset under ``configs/``), then ``--set key=value`` overrides.
+Unknown keys are errors that list the valid keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import Field, ValidationError
+
+from .errors import ConfigError
+from .interfaces import ComponentConfig
+
+__all__ = [
+    "TrainConfig",
+    "EvalConfig",
+    "RunConfig",
+    "configs_dir",
+    "default_config_file",
+    "load_yaml",
+    "apply_overrides",
+    "validate_section",
+    "build_run_config",
+]
+
+
+class TrainConfig(ComponentConfig):
+    """How the harness trains a model (the budget and the loop, not the model)."""
+
+    max_steps: int = Field(2000, ge=0, description="optimiser steps over all stages")
+    batch_size: int = Field(16, ge=1, description="training clips per step")
+    lr: float = Field(3e-4, gt=0, description="Adam learning rate unless a stage sets its own")
+    eval_every: int = Field(500, ge=1, description="steps between validation passes")
+    val_sequences: int = Field(256, ge=1, description="validation clips per validation pass")
+    select_metric: str = Field("mse", description="validation metric that selects the best checkpoint")
+    amp: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision on CUDA")
+    grad_clip: float | None = Field(None, gt=0, description="gradient-norm clip, none if unset")
+    num_workers: int = Field(0, ge=0, description="data-loader worker processes")
+    checkpoint_every: int = Field(250, ge=1, description="steps between resumable checkpoints")
+
+
+class EvalConfig(ComponentConfig):
+    """How the harness evaluates on the test split."""
+
+    batch_size: int = Field(32, ge=1, description="test clips per forward pass")
+    metrics: list[str] | None = Field(None, description="metric names; none means every registered metric")
+    protocols: list[str] = Field(["openstl"], description="metric protocols reported side by side")
+    max_sequences: int | None = Field(None, ge=1, description="evaluate only the first N test clips")
+
+
+class RunConfig(ComponentConfig):
+    """A whole run. ``model`` and ``dataset`` are validated by their components' configs."""
+
+    model: dict[str, Any] = Field(default_factory=dict, description="overrides of the model's config")
+    dataset: dict[str, Any] = Field(default_factory=dict, description="overrides of the dataset's config")
+    train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
+    eval: EvalConfig = Field(default_factory=EvalConfig)  # type: ignore[arg-type]
+    seed: int = Field(0, description="seed for weights, data order and sampling")
+
+
+def configs_dir() -> Path:
+    """Folder of the YAML configs: ``$VPBENCH_CONFIGS`` or the source tree's ``configs/``."""
+    env = os.environ.get("VPBENCH_CONFIGS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def default_config_file(model: str, dataset: str) -> Path | None:
+    """``configs/<model>-<dataset>.yaml`` when it exists."""
+    path = configs_dir() / f"{model}-{dataset}.yaml"
+    return path if path.is_file() else None
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file and the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"invalid YAML in {path}{where}: {problem}; fix the file") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(base: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides; values are parsed as YAML scalars/lists."""
+    out: dict[str, Any] = _deep_copy(base)
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --set {item!r}: expected KEY=VALUE, e.g. --set train.max_steps=200")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"bad --set {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _deep_copy(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in d.items()}
+
+
+C = TypeVar("C", bound=ComponentConfig)
+
+
+def validate_section(cls: type[C], data: Mapping[str, Any], section: str) -> C:
+    """Validate ``data`` against ``cls``; the error names the key and the valid keys."""
+    try:
+        return cls.model_validate(dict(data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        key = f"{section}.{loc}" if section else loc
+        if err["type"] == "extra_forbidden":
+            sub = cls
+            for part in err["loc"][:-1]:
+                ann = sub.model_fields[str(part)].annotation
+                if isinstance(ann, type) and issubclass(ann, ComponentConfig):
+                    sub = ann
+            valid = ", ".join(sub.model_fields) or "(none)"
+            raise ConfigError(f"unknown config key {key!r}; valid keys here: {valid}") from None
+        raise ConfigError(f"bad value for config key {key!r}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def build_run_config(data: Mapping[str, Any]) -> RunConfig:
+    return validate_section(RunConfig, data, "")

@@ -1,0 +1,1 @@
+"""Helpers for dataset plugins: the data root and the bouncing-digits generator."""

@@ -1,0 +1,47 @@
+"""User-facing errors.
+
+Every error a user can cause (a misspelt plugin name, a bad config key, missing data, a
+checkpoint from another model) is raised as a :class:`VpbenchError`. The CLI prints its
+message on one line and exits with status 2, without a traceback. Messages name the
+problem *and* the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VpbenchError",
+    "UnknownPluginError",
+    "ConfigError",
+    "DataError",
+    "CheckpointError",
+    "PluginError",
+]
+
+
+class VpbenchError(Exception):
+    """Base class of every error caused by user input."""
+
+    exit_code: int = 2
+
+
+class UnknownPluginError(VpbenchError, KeyError):
+    """A model, dataset or metric name that no installed plugin registers."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(VpbenchError):
+    """A configuration key, value or file that is not valid."""
+
+
+class DataError(VpbenchError):
+    """Data that is missing, corrupt or does not match its checksum."""
+
+
+class CheckpointError(VpbenchError):
+    """A checkpoint that is unreadable or belongs to another model or config."""
+
+
+class PluginError(VpbenchError):
+    """A plugin that is broken: misspelt hook, duplicate name, failing import."""

@@ -1,0 +1,178 @@
+"""Build the plugin manager and the registry of models, datasets and metrics.
+
+Nothing here runs at import time: :func:`get_plugin_manager` builds a fresh manager
+(pluggy's eggsample pattern), so tests and Ray workers each get their own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError, UnknownPluginError
+from .specs import DatasetSpec, MetricSpec, ModelSpec
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ALLOW_ENV",
+    "get_plugin_manager",
+    "Registry",
+    "Registered",
+    "get_registry",
+]
+
+#: Entry-point group that every plugin, first-party or not, registers in.
+ENTRY_POINT_GROUP = "vpbench"
+#: Comma-separated entry-point names to load; unset loads every installed plugin.
+ALLOW_ENV = "VPBENCH_PLUGINS"
+
+
+def _allowed() -> set[str] | None:
+    raw = os.environ.get(ALLOW_ENV)
+    if raw is None:
+        return None
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def _entry_points() -> Iterable[metadata.EntryPoint]:
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def get_plugin_manager(
+    plugins: Iterable[object] = (), *, load_entry_points: bool = True
+) -> pluggy.PluginManager:
+    """Return a new plugin manager with the hook specs and the installed plugins.
+
+    Args:
+        plugins: extra plugin objects (modules or instances) to register, e.g. in tests.
+        load_entry_points: load the ``vpbench`` entry-point group, filtered by the
+            ``VPBENCH_PLUGINS`` allow-list when that variable is set.
+
+    Raises:
+        PluginError: a plugin fails to import or implements a hook that does not exist.
+    """
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    if load_entry_points:
+        allowed = _allowed()
+        names = sorted({ep.name for ep in _entry_points()})
+        for name in names:
+            if allowed is not None and name not in allowed:
+                pm.set_blocked(name)
+                continue
+            try:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+            except Exception as exc:  # a broken third-party plugin must name itself
+                raise PluginError(
+                    f"plugin {name!r} failed to import: {exc}; "
+                    f"fix or uninstall it, or leave it out of {ALLOW_ENV}"
+                ) from exc
+    for obj in plugins:
+        pm.register(obj)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc} (known hooks: {', '.join(_hook_names())})") from exc
+    return pm
+
+
+def _hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith("register_"))
+
+
+S = TypeVar("S", ModelSpec, DatasetSpec, MetricSpec)
+
+
+@dataclass(frozen=True)
+class Registered(Generic[S]):
+    """A spec together with the plugin (and distribution) that registered it."""
+
+    spec: S
+    plugin: str
+    package: str
+
+
+class _Table(Generic[S]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, Registered[S]] = {}
+
+    def add(self, item: Registered[S]) -> None:
+        name = item.spec.name
+        if name in self._items:
+            other = self._items[name]
+            raise PluginError(
+                f"{self.kind} {name!r} is registered twice: by plugin {other.plugin!r} and by "
+                f"{item.plugin!r}; uninstall one or exclude it with {ALLOW_ENV}"
+            )
+        self._items[name] = item
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __iter__(self) -> Iterator[Registered[S]]:
+        return iter(self._items[n] for n in self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def get(self, name: str) -> S:
+        return self.entry(name).spec
+
+    def entry(self, name: str) -> Registered[S]:
+        try:
+            return self._items[name]
+        except KeyError:
+            valid = ", ".join(self.names()) or "(none installed)"
+            raise UnknownPluginError(
+                f"unknown {self.kind} {name!r}; valid {self.kind}s: {valid} "
+                f"(see `vpbench plugins`)"
+            ) from None
+
+
+class Registry:
+    """Every model, dataset and metric registered by the loaded plugins."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.models: _Table[ModelSpec] = _Table("model")
+        self.datasets: _Table[DatasetSpec] = _Table("dataset")
+        self.metrics: _Table[MetricSpec] = _Table("metric")
+        self._collect("register_models", ModelSpec, self.models)
+        self._collect("register_datasets", DatasetSpec, self.datasets)
+        self._collect("register_metrics", MetricSpec, self.metrics)
+
+    def _package_of(self, plugin: object) -> str:
+        for plug, dist in self.pm.list_plugin_distinfo():
+            if plug is plugin:
+                return f"{dist.project_name} {dist.version}"
+        module = getattr(plugin, "__name__", None) or type(plugin).__module__
+        return str(module)
+
+    def _collect(self, hook: str, spec_type: type[Any], table: _Table[Any]) -> None:
+        caller = getattr(self.pm.hook, hook)
+        for impl in caller.get_hookimpls():
+            plugin_name = impl.plugin_name
+            package = self._package_of(impl.plugin)
+
+            def register(spec: Any, _plugin: str = plugin_name, _package: str = package) -> None:
+                if not isinstance(spec, spec_type):
+                    raise PluginError(
+                        f"plugin {_plugin!r} passed {type(spec).__name__} to {hook}; "
+                        f"expected vpbench.{spec_type.__name__}"
+                    )
+                table.add(Registered(spec, _plugin, _package))
+
+            kwargs: dict[str, Callable[..., None]] = {"register": register}
+            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+
+
+def get_registry(plugins: Iterable[object] = (), *, load_entry_points: bool = True) -> Registry:
+    """Build a plugin manager and collect its registrations."""
+    return Registry(get_plugin_manager(plugins, load_entry_points=load_entry_points))
