@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .errors import ConfigError
-from .interfaces import ComponentConfig
+from .configbase import ComponentConfig
 
 __all__ = [
     "TrainConfig",
@@ -137,7 +137,7 @@ def validate_section(cls: type[C], data: Mapping[str, Any], section: str) -> C:
         loc = ".".join(str(p) for p in err["loc"])
         key = f"{section}.{loc}" if section else loc
         if err["type"] == "extra_forbidden":
-            sub = cls
+            sub: type[ComponentConfig] = cls
             for part in err["loc"][:-1]:
                 ann = sub.model_fields[str(part)].annotation
                 if isinstance(ann, type) and issubclass(ann, ComponentConfig):

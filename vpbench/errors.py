@@ -15,6 +15,7 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "PluginError",
+    "TrainingError",
 ]
 
 
@@ -45,3 +46,7 @@ class CheckpointError(VpbenchError):
 
 class PluginError(VpbenchError):
     """A plugin that is broken: misspelt hook, duplicate name, failing import."""
+
+
+class TrainingError(VpbenchError):
+    """Training diverged (a non-finite loss); the message says which knob to turn."""

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 from torch.utils.data import Dataset
+
+from .configbase import ComponentConfig
 
 __all__ = [
     "ComponentConfig",
@@ -35,16 +36,6 @@ __all__ = [
 ]
 
 Split = Literal["train", "val", "test"]
-
-
-class ComponentConfig(BaseModel):
-    """Base of every model, dataset and metric config: typed, documented, and strict.
-
-    Subclasses declare fields with defaults and a description; an unknown key is an error,
-    never a silently ignored typo.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,5 @@
+"""``python -m vpbench`` is the ``vpbench`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""``vpbench profile``: parameters, FLOPs, throughput and peak memory of a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["command"]
+
+
+@click.command("profile", epilog="\b\nExamples:\n  vpbench profile --model shrvq --dataset mmnist\n  vpbench profile --model predrnn --dataset kth --device cuda --batch-size 16")
+@click.option("--model", "-m", required=True, help="Model name (see `vpbench plugins`).")
+@click.option("--dataset", "-d", required=True, help="Dataset whose frame shape and lengths to use.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML overrides; default configs/<model>-<dataset>.yaml when present.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key. Repeatable.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Sequences per forward pass when timing.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed forward passes after one warm-up.")
+@click.pass_obj
+def command(
+    app: object,
+    model: str,
+    dataset: str,
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    device: str,
+    batch_size: int,
+    repeats: int,
+) -> None:
+    """Count parameters (total and trainable) and FLOPs per sequence, and time inference
+    throughput (sequences/s) and peak memory of MODEL at DATASET's frame shape.
+
+    Needs no data: the dataset only fixes the shapes. Weights are freshly initialised.
+    """
+    from tabulate import tabulate
+
+    from ..components import build_model
+    from ..config import apply_overrides, build_run_config, default_config_file, load_yaml
+    from ..hardware import resolve_device
+    from ..interfaces import FrameShape
+    from ..profiling import profile_model
+
+    reg = app.registry  # type: ignore[attr-defined]
+    reg.models.get(model)
+    spec = reg.datasets.get(dataset)
+    source = config_file or default_config_file(model, dataset)
+    cfg = build_run_config(apply_overrides(load_yaml(source) if source else {}, sets))
+    dev = resolve_device(device)
+    net = build_model(reg, model, cfg.model, FrameShape(*spec.frame_shape), spec.context, spec.horizon).to(dev)
+    facts = profile_model(net, context=spec.context, horizon=spec.horizon, device=dev, batch_size=batch_size, repeats=repeats)
+    click.echo(f"{model} on {dataset} ({'x'.join(map(str, spec.frame_shape))}, {spec.context}->{spec.horizon}), device {dev}"
+               + (f", config {source}" if source else ""))
+    click.echo(tabulate([[k, v] for k, v in facts.items()], ["quantity", "value"], floatfmt=",.4g", intfmt=","))

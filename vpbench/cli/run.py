@@ -1,0 +1,103 @@
+"""``vpbench run``: train, select on validation, test, and write a run directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["command", "metrics_table"]
+
+EPILOG = """\b
+Examples:
+  vpbench run --model shrvq --dataset glyphs
+  vpbench run --model convlstm --dataset mmnist --set train.max_steps=200 --out runs/try
+  vpbench run --model shrvq --dataset kth --set model.training=joint --device cuda
+  vpbench run --resume --out runs/try          # continue an interrupted run
+
+\b
+The run directory holds run.yaml (the resolved config), checkpoints/, record.json
+(the versioned result), strips/*.png of the fixed test clips and per_frame.png.
+"""
+
+
+def metrics_table(record: object) -> str:
+    """Mean metrics of the model and its baselines, one row each, per protocol."""
+    from tabulate import tabulate
+
+    rows = []
+    headers: list[str] = ["model"]
+    series = {record.model.name: record.metrics, **record.baselines}  # type: ignore[attr-defined]
+    first = True
+    for name, by_protocol in series.items():
+        row: list[object] = [name]
+        for protocol, metrics in by_protocol.items():
+            for metric, res in metrics.items():
+                if first:
+                    arrow = "↑" if res.higher_is_better else "↓"
+                    headers.append(f"{metric}{arrow}" + ("" if protocol == "openstl" else f" [{protocol}]"))
+                row.append(res.mean)
+        first = False
+        rows.append(row)
+    return tabulate(rows, headers, floatfmt=".4g")
+
+
+@click.command("run", epilog=EPILOG)
+@click.option("--model", "-m", help="Model name (see `vpbench plugins`).")
+@click.option("--dataset", "-d", help="Dataset name (see `vpbench plugins`).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML overrides; default configs/<model>-<dataset>.yaml when present.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key, e.g. train.max_steps=200 or model.training=joint. Repeatable.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--seed", type=int, help="Seed for weights, data order and sampling (default: config's, 0).")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<model>-<dataset>-<time>).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out to the same result.")
+@click.option("--data-root", type=click.Path(path_type=Path), envvar="VPBENCH_DATA", help="Where datasets live (default $VPBENCH_DATA or ~/.cache/vpbench).")
+@click.option("--compare", multiple=True, default=("copy-last",), show_default=True, help="Baselines scored on the same test clips. Repeatable; 'none' for none.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.pass_obj
+def command(
+    app: object,
+    model: str | None,
+    dataset: str | None,
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    device: str,
+    seed: int | None,
+    out: Path | None,
+    resume: bool,
+    data_root: Path | None,
+    compare: tuple[str, ...],
+    no_progress: bool,
+) -> None:
+    """Train MODEL on DATASET, pick the best checkpoint on the validation split, score
+    the test split with every metric, and write a versioned run record.
+
+    A model that needs no training (copy-last) is only evaluated. Ctrl-C leaves a
+    resumable run directory; continue it with --resume --out DIR.
+    """
+    from ..engine.run import RunRequest, execute_run
+    from ..engine.train import RunInterrupted
+
+    req = RunRequest(
+        model=model,
+        dataset=dataset,
+        config_file=config_file,
+        sets=sets,
+        device=device,
+        seed=seed,
+        out=out,
+        resume=resume,
+        data_root=data_root,
+        compare=() if "none" in compare else compare,
+        progress=not no_progress,
+        argv=sys.argv[1:],
+    )
+    try:
+        record, run_dir = execute_run(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]
+    except RunInterrupted as exc:
+        click.echo(f"interrupted at step {exc.step}; continue with: vpbench run --resume --out {exc.run_dir}", err=True)
+        sys.exit(130)
+    click.echo("")
+    click.echo(metrics_table(record))
+    click.echo(f"\nrun directory: {run_dir}  (record.json, strips/, per_frame.png)")

@@ -1,0 +1,1 @@
+"""The training and evaluation engine: the harness owns the loop, models own their stages."""

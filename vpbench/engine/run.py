@@ -1,0 +1,330 @@
+"""One benchmark run: resolve config, train, select on validation, test, write the record."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .. import __version__
+from ..components import BoundMetric, build_dataset, build_metrics, build_model
+from ..config import RunConfig, apply_overrides, build_run_config, default_config_file, load_yaml
+from ..data.root import resolve_data_root
+from ..errors import ConfigError
+from ..fsutil import atomic_path, atomic_write_text
+from ..hardware import git_info, hardware_info, resolve_device
+from ..interfaces import VideoDataset, VideoModel
+from ..plugins import Registry
+from ..records import ComponentInfo, MetricResult, RunRecord, TrainSummary, write_record
+from ..visualize import plot_per_frame, save_strip
+from .checkpoint import load_checkpoint, load_model_state
+from .evaluate import Predictor, evaluate
+from .rng import seed_everything
+from .train import RunInterrupted, train
+
+__all__ = ["RunRequest", "RunDir", "resolve_request", "execute_run"]
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for (``vpbench run`` flags or a Python call)."""
+
+    model: str | None
+    dataset: str | None
+    config_file: Path | None = None
+    sets: Sequence[str] = ()
+    device: str = "auto"
+    seed: int | None = None
+    out: Path | None = None
+    resume: bool = False
+    data_root: Path | None = None
+    compare: Sequence[str] = ("copy-last",)
+    progress: bool = True
+    argv: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Layout of a run directory."""
+
+    root: Path
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "run.yaml"
+
+    @property
+    def record(self) -> Path:
+        return self.root / "record.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def strips(self) -> Path:
+        return self.root / "strips"
+
+
+@dataclass
+class Resolved:
+    model: str
+    dataset: str
+    config: RunConfig
+    config_source: str | None
+    run_dir: RunDir
+    resumed: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _timestamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def resolve_request(req: RunRequest, registry: Registry) -> Resolved:
+    """Turn flags into a validated config and a run directory (no training yet)."""
+    if req.resume:
+        if req.out is None:
+            raise ConfigError("--resume needs --out DIR naming the run directory to continue")
+        rd = RunDir(req.out)
+        if not rd.spec.is_file():
+            raise ConfigError(f"{req.out} is not a vpbench run directory (no run.yaml); start a new run instead")
+        if rd.record.exists():
+            raise ConfigError(f"run {req.out} has already finished (record.json exists); nothing to resume")
+        if req.config_file is not None or req.sets:
+            raise ConfigError("--resume continues a run with its saved config; drop --config/--set")
+        saved = load_yaml(rd.spec)
+        for flag, value in (("model", req.model), ("dataset", req.dataset)):
+            if value is not None and value != saved.get(flag):
+                raise ConfigError(f"--{flag} {value} does not match the run being resumed ({saved.get(flag)})")
+        registry.models.get(saved["model"])
+        registry.datasets.get(saved["dataset"])
+        config = build_run_config(saved["config"])
+        return Resolved(saved["model"], saved["dataset"], config, saved.get("config_source"), rd, True)
+
+    if req.model is None or req.dataset is None:
+        raise ConfigError("vpbench run needs --model and --dataset (see `vpbench plugins`)")
+    registry.models.get(req.model)  # unknown names fail here, listing the valid ones
+    registry.datasets.get(req.dataset)
+    source = req.config_file or default_config_file(req.model, req.dataset)
+    data: dict[str, Any] = load_yaml(source) if source is not None else {}
+    data = apply_overrides(data, req.sets)
+    if req.seed is not None:
+        data["seed"] = req.seed
+    config = build_run_config(data)
+    out = req.out or Path("runs") / f"{req.model}-{req.dataset}-{_timestamp()}"
+    rd = RunDir(out)
+    if rd.record.exists():
+        raise ConfigError(f"{out} already holds a finished run; choose another --out")
+    if rd.spec.exists():
+        raise ConfigError(f"{out} holds an unfinished run; continue it with --resume --out {out} or choose another --out")
+    return Resolved(req.model, req.dataset, config, str(source) if source else None, rd, False)
+
+
+def _select_metric(metrics: list[BoundMetric], registry: Registry, name: str) -> BoundMetric:
+    for m in metrics:
+        if m.name == name and m.protocol == "openstl":
+            return m
+    spec = registry.metrics.get(name)
+    bound, unavailable = build_metrics(registry, [spec.name], ["openstl"])
+    if not bound:
+        raise ConfigError(f"train.select_metric {name!r} is unavailable: {unavailable.get(name)}")
+    return bound[0]
+
+
+def _fixed_clips(dataset: VideoDataset) -> tuple[list[int], torch.Tensor]:
+    test = dataset.split("test")
+    n = len(test)  # type: ignore[arg-type]
+    ids = [i for i in dataset.fixed_test_sequences if 0 <= i < n]
+    return ids, torch.stack([test[i] for i in ids]).float() if ids else torch.empty(0)
+
+
+def _count_params(model: VideoModel) -> tuple[int, int]:
+    """All parameters, and those some training stage optimises."""
+    total = sum(p.numel() for p in model.parameters())
+    trained = {id(p): p.numel() for s in model.stages() for p in s.parameters()}
+    return total, sum(trained.values())
+
+
+def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tuple[RunRecord, Path]:
+    """Run (or resume) a benchmark run; return its record and its directory."""
+    t0 = time.monotonic()
+    res = resolve_request(req, registry)
+    cfg = res.config
+    device = resolve_device(req.device)
+    data_root = resolve_data_root(req.data_root)
+    echo(
+        f"run {res.run_dir.root}: model {res.model}, dataset {res.dataset}, device {device}, seed {cfg.seed}"
+        + (f", config {res.config_source}" if res.config_source else ", default config")
+        + (" (resumed)" if res.resumed else "")
+    )
+
+    seed_everything(cfg.seed)
+    dataset = build_dataset(registry, res.dataset, cfg.dataset, data_root, cfg.seed)
+    dataset.check()
+    shape = dataset.frame_shape
+    model = build_model(registry, res.model, cfg.model, shape, dataset.context, dataset.horizon).to(device)
+    model_cfg = model.config.model_dump(mode="json")
+    metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols)
+    for name, why in unavailable.items():
+        echo(f"warning: metric {name} unavailable: {why}")
+
+    rd = res.run_dir
+    if not res.resumed:
+        rd.root.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "model": res.model,
+            "dataset": res.dataset,
+            "config_source": res.config_source,
+            # fully resolved: component defaults included, so the record says everything
+            "config": {
+                **cfg.model_dump(mode="json"),
+                "model": model_cfg,
+                "dataset": dataset.config.model_dump(mode="json"),
+            },
+        }
+        atomic_write_text(rd.spec, yaml.safe_dump(spec, sort_keys=False))
+
+    stages = model.stages()
+    state = None
+    select = None
+    if stages and cfg.train.max_steps > 0:
+        select = _select_metric(metrics, registry, cfg.train.select_metric)
+        try:
+            state = train(
+            model=model,
+            model_name=res.model,
+            model_config=model_cfg,
+            dataset=dataset,
+            cfg=cfg.train,
+            select=select if any(s.selects for s in stages) else None,
+            device=device,
+            seed=cfg.seed,
+            ckpt_dir=rd.checkpoints,
+            resume=res.resumed,
+            progress=req.progress,
+            )
+        except RunInterrupted as exc:
+            exc.run_dir = rd.root
+            raise
+        best = rd.checkpoints / "best.pt"
+        if best.exists():
+            payload = load_checkpoint(best, model=res.model, model_config=model_cfg)
+            load_model_state(model, payload["state_dict"], best)
+    model.eval()
+
+    predictors: dict[str, Predictor] = {res.model: model.predict}
+    for name in req.compare:
+        if name != res.model and name in registry.models:
+            base = build_model(registry, name, {}, shape, dataset.context, dataset.horizon).to(device)
+            predictors[name] = base.predict
+    results = evaluate(
+        predictors,
+        dataset.split("test"),
+        metrics,
+        context=dataset.context,
+        horizon=dataset.horizon,
+        device=device,
+        batch_size=cfg.eval.batch_size,
+        limit=cfg.eval.max_sequences,
+        progress=req.progress,
+    )
+    main = results[res.model]
+
+    artifacts = _write_pictures(rd, dataset, model, predictors, results, res.model)
+
+    total, trainable = _count_params(model)
+    record = RunRecord(
+        run_id=rd.root.name,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        vpbench_version=__version__,
+        git=git_info(),
+        argv=list(req.argv),
+        seed=cfg.seed,
+        model=ComponentInfo(name=res.model, package=registry.models.entry(res.model).package, config=model_cfg),
+        dataset=ComponentInfo(
+            name=res.dataset,
+            package=registry.datasets.entry(res.dataset).package,
+            config=dataset.config.model_dump(mode="json"),
+        ),
+        data_checksum=dataset.checksum(),
+        data_info=dataset.describe(),
+        frame_shape=shape.as_tuple(),
+        context=dataset.context,
+        horizon=dataset.horizon,
+        params_total=total,
+        params_trainable=trainable,
+        train=TrainSummary(
+            config=cfg.train.model_dump(mode="json"),
+            steps_done=state.global_step if state else 0,
+            stages=state.stage_log if state else [],
+            selected_step=state.best_step if state else None,
+            select_metric=select.name if (select and state and state.best_step is not None) else None,
+            select_value=state.best_value if state else None,
+            wall_time_s=state.wall_time_s if state else 0.0,
+        ),
+        test_sequences=main.sequences,
+        metrics=main.metrics,
+        unavailable_metrics=unavailable,
+        nan_frames=main.nan_frames,
+        baselines={k: v.metrics for k, v in results.items() if k != res.model},
+        artifacts=artifacts,
+        hardware=hardware_info(device),
+        wall_time_s=round(time.monotonic() - t0, 2),
+    )
+    write_record(record, rd.record)
+    if main.nan_frames:
+        echo(f"warning: {main.nan_frames} predicted frames contain NaN; their metrics are NaN in the record")
+    return record, rd.root
+
+
+def _write_pictures(
+    rd: RunDir,
+    dataset: VideoDataset,
+    model: VideoModel,
+    predictors: dict[str, Predictor],
+    results: dict[str, Any],
+    main: str,
+) -> dict[str, Any]:
+    """Strips of the fixed test clips, the per-frame plot, and the model's own figures."""
+    ids, clips = _fixed_clips(dataset)
+    out: dict[str, Any] = {"fixed_sequences": ids}
+    if ids:
+        T, S = dataset.context, dataset.horizon
+        with torch.no_grad():
+            ctx = clips[:, :T].to(model.device)
+            preds = {name: p(ctx, S).float().cpu() for name, p in predictors.items()}
+        arrays: dict[str, np.ndarray] = {
+            "ids": np.array(ids),
+            "clips": (clips.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8),
+        }
+        for k, v in preds.items():
+            arrays[f"pred_{k}"] = (v.nan_to_num().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+        with atomic_path(rd.root / "fixed_sequences.npz") as tmp, tmp.open("wb") as fh:
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+        for j, i in enumerate(ids):
+            rows = [("context", clips[j, :T].numpy()), ("truth", clips[j, T : T + S].numpy())]
+            rows += [(name, preds[name][j].numpy()) for name in preds]
+            save_strip(rd.strips / f"test_{i:05d}.png", rows)
+        out.update(model.artifacts(rd.root / "artifacts", clips[:, :T].flatten(0, 1).to(model.device)))
+    curves: dict[str, dict[str, list[float]]] = {}
+    for name, r in results.items():
+        for protocol, per_metric in r.metrics.items():
+            for metric, value in per_metric.items():
+                assert isinstance(value, MetricResult)
+                label = metric if protocol == "openstl" else f"{metric} ({protocol})"
+                curves.setdefault(label, {})[name] = value.per_frame
+    if curves:
+        plot_per_frame(rd.root / "per_frame.png", curves, f"{main} on {dataset.name}: metrics per predicted frame")
+    return out
+
+

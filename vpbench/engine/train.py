@@ -1,0 +1,322 @@
+"""The training loop: runs a model's stages with checkpoints, validation and resume.
+
+The harness owns the device, mixed precision, progress bars, checkpoints and resume; the
+model only says, per stage, what loss to minimise over which parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from ..components import BoundMetric
+from ..config import TrainConfig
+from ..errors import ConfigError, TrainingError
+from ..interfaces import Stage, VideoDataset, VideoModel
+from .batches import train_batches
+from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from .evaluate import evaluate
+from .rng import capture_rng, restore_rng
+
+__all__ = ["RunInterrupted", "TrainState", "allocate_steps", "train"]
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during training; a resumable checkpoint has been written."""
+
+    def __init__(self, step: int, run_dir: Path | None = None) -> None:
+        super().__init__(step)
+        self.step = step
+        self.run_dir = run_dir
+
+
+@dataclass
+class TrainState:
+    """What survives an interruption (stored in ``checkpoints/last.pt``)."""
+
+    global_step: int = 0
+    stage_index: int = 0
+    stage_step: int = 0
+    best_value: float | None = None
+    best_step: int | None = None
+    last_validated: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stage_log: list[dict[str, Any]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def allocate_steps(fractions: list[float], total: int) -> list[int]:
+    """Split ``total`` steps over stages in proportion to ``fractions`` (sums exactly)."""
+    if not fractions:
+        return []
+    if any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise ConfigError(f"stage fractions must be non-negative with a positive sum, got {fractions}")
+    s = sum(fractions)
+    bounds = [round(total * sum(fractions[: i + 1]) / s) for i in range(len(fractions))]
+    return [b - a for a, b in zip([0] + bounds[:-1], bounds)]
+
+
+@contextlib.contextmanager
+def _defer_sigint() -> Iterator[None]:
+    """Delay Ctrl-C until an optimiser update has finished (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit: list[bool] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        hit.append(True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if hit:
+            raise KeyboardInterrupt
+
+
+def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
+    if amp == "off" or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+class _Trainer:
+    def __init__(
+        self,
+        *,
+        model: VideoModel,
+        model_name: str,
+        model_config: dict[str, Any],
+        dataset: VideoDataset,
+        cfg: TrainConfig,
+        select: BoundMetric | None,
+        device: torch.device,
+        seed: int,
+        ckpt_dir: Path,
+        progress: bool,
+    ) -> None:
+        self.model, self.model_name, self.model_config = model, model_name, model_config
+        self.dataset, self.cfg, self.select, self.device = dataset, cfg, select, device
+        self.seed, self.ckpt_dir, self.progress = seed, ckpt_dir, progress
+        self.last = ckpt_dir / "last.pt"
+        self.best = ckpt_dir / "best.pt"
+        self.val_split = dataset.split("val") if select is not None else None
+
+    # ----------------------------------------------------------------- checkpoints
+    def _payload(self, state: TrainState, opt: torch.optim.Optimizer | None, rng: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "model_config": self.model_config,
+            "state_dict": self.model.state_dict(),
+            "optimizer": opt.state_dict() if opt is not None else None,
+            "train_state": state.__dict__,
+            "rng": rng,
+        }
+
+    def _save_last(self, state: TrainState, opt: torch.optim.Optimizer | None, rng: dict[str, Any]) -> None:
+        save_checkpoint(self.last, self._payload(state, opt, rng))
+
+    def _save_best(self, state: TrainState) -> None:
+        save_checkpoint(
+            self.best,
+            {
+                "model": self.model_name,
+                "model_config": self.model_config,
+                "state_dict": self.model.state_dict(),
+                "step": state.global_step,
+            },
+        )
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self, state: TrainState, bar: Any) -> None:
+        assert self.select is not None and self.val_split is not None
+        sel = self.select
+        self.model.eval()
+        # validation must not disturb the training random stream
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.seed + 17)
+            res = evaluate(
+                {"model": self.model.predict},
+                self.val_split,
+                [sel],
+                context=self.dataset.context,
+                horizon=self.dataset.horizon,
+                device=self.device,
+                batch_size=self.cfg.batch_size,
+                limit=self.cfg.val_sequences,
+                progress=False,
+            )["model"]
+        self.model.train()
+        value = res.metrics[sel.protocol][sel.name].mean
+        state.last_validated = state.global_step
+        better = state.best_value is None or (
+            value > state.best_value if sel.higher_is_better else value < state.best_value
+        )
+        if better and value == value:  # NaN never wins
+            state.best_value, state.best_step = value, state.global_step
+            self._save_best(state)
+        state.history.append({"step": state.global_step, f"val_{sel.name}": value})
+        bar.set_postfix({f"val_{sel.name}": f"{value:.4g}", "best@": state.best_step})
+
+    # ----------------------------------------------------------------------- train
+    def run(self, resume: bool) -> TrainState:
+        stages = self.model.stages()
+        budgets = allocate_steps([s.fraction for s in stages], self.cfg.max_steps)
+        state = TrainState()
+        payload: dict[str, Any] | None = None
+        if resume and self.last.exists():
+            payload = load_checkpoint(self.last, model=self.model_name, model_config=self.model_config)
+            load_model_state(self.model, payload["state_dict"], self.last)
+            state = TrainState(**payload["train_state"])
+        self.model.to(self.device).train()
+        started = time.monotonic() - state.wall_time_s
+        total = sum(budgets)
+        bar = tqdm(total=total, initial=state.global_step, desc="train", unit="step", disable=not self.progress)
+        try:
+            for index, (stage, budget) in enumerate(zip(stages, budgets)):
+                if index < state.stage_index:
+                    continue
+                self._run_stage(index, stage, budget, state, payload if index == state.stage_index else None, bar, started)
+                payload = None
+                state.stage_index, state.stage_step = index + 1, 0
+                state.wall_time_s = time.monotonic() - started
+                self._save_last(state, None, capture_rng())
+        finally:
+            bar.close()
+        state.wall_time_s = time.monotonic() - started
+        return state
+
+    def _run_stage(
+        self,
+        index: int,
+        stage: Stage,
+        budget: int,
+        state: TrainState,
+        payload: dict[str, Any] | None,
+        bar: Any,
+        started: float,
+    ) -> None:
+        params = [p for p in stage.parameters()]
+        trainable = {id(p) for p in params}
+        for p in self.model.parameters():  # freeze everything this stage does not train
+            p.requires_grad_(id(p) in trainable)
+        lr = stage.lr if stage.lr is not None else self.cfg.lr
+        opt = torch.optim.Adam(params, lr=lr) if params else None
+        scaler = torch.amp.GradScaler("cuda", enabled=self.cfg.amp == "fp16" and self.device.type == "cuda")
+        resuming = payload is not None and state.stage_step > 0
+        if payload is not None:
+            if resuming and opt is not None and payload.get("optimizer") is not None:
+                opt.load_state_dict(payload["optimizer"])
+            restore_rng(payload["rng"])
+        if len(state.stage_log) <= index:
+            state.stage_log.append({"name": stage.name, "steps": budget, "lr": lr, "selects": stage.selects})
+        batches = train_batches(
+            self.dataset.split("train"),
+            batch_size=self.cfg.batch_size,
+            seed=self.seed,
+            start_step=state.global_step,
+            num_workers=self.cfg.num_workers,
+        )
+        bar.set_description(f"train [{stage.name}]")
+        if (
+            resuming
+            and stage.selects
+            and self.select is not None
+            and state.global_step % self.cfg.eval_every == 0
+            and state.last_validated < state.global_step
+        ):
+            self._validate(state, bar)
+        rng = capture_rng()
+        try:
+            while state.stage_step < budget:
+                rng = capture_rng()
+                batch = next(batches).to(self.device, non_blocking=True)
+                if state.stage_step == 0 and stage.on_start is not None:
+                    with torch.no_grad():
+                        stage.on_start(batch)
+                with _autocast(self.device, self.cfg.amp):
+                    out = stage.step(batch, state.global_step)
+                loss = out.loss
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss.item()} at step {state.global_step} in stage {stage.name!r}; "
+                        f"lower train.lr or enable train.grad_clip"
+                    )
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                with _defer_sigint():
+                    if opt is not None:
+                        if self.cfg.grad_clip is not None:
+                            scaler.unscale_(opt)
+                            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+                        scaler.step(opt)
+                        scaler.update()
+                    if stage.after_step is not None:
+                        with torch.no_grad():
+                            stage.after_step(batch, state.global_step)
+                    state.global_step += 1
+                    state.stage_step += 1
+                bar.update(1)
+                if state.stage_step % 10 == 0 or state.stage_step == budget:
+                    bar.set_postfix({"loss": f"{loss.item():.4g}", **{k: f"{v:.3g}" for k, v in list(out.logs.items())[:3]}})
+                done = state.stage_step == budget
+                if stage.selects and self.select is not None and (state.global_step % self.cfg.eval_every == 0 or done):
+                    self._validate(state, bar)
+                if state.global_step % self.cfg.checkpoint_every == 0 and not done:
+                    rng = capture_rng()
+                    state.wall_time_s = time.monotonic() - started
+                    self._save_last(state, opt, rng)
+        except KeyboardInterrupt:
+            # the model and optimiser are at the end of step `global_step`; `rng` is the state
+            # captured right after it, before the interrupted step consumed anything
+            state.wall_time_s = time.monotonic() - started
+            self._save_last(state, opt, rng)
+            raise RunInterrupted(state.global_step) from None
+        finally:
+            for p in self.model.parameters():
+                p.requires_grad_(True)
+
+
+def train(
+    *,
+    model: VideoModel,
+    model_name: str,
+    model_config: dict[str, Any],
+    dataset: VideoDataset,
+    cfg: TrainConfig,
+    select: BoundMetric | None,
+    device: torch.device,
+    seed: int,
+    ckpt_dir: Path,
+    resume: bool,
+    progress: bool = True,
+) -> TrainState:
+    """Train ``model`` through its stages; leaves ``last.pt`` and (when selecting) ``best.pt``."""
+    trainer = _Trainer(
+        model=model,
+        model_name=model_name,
+        model_config=model_config,
+        dataset=dataset,
+        cfg=cfg,
+        select=select,
+        device=device,
+        seed=seed,
+        ckpt_dir=ckpt_dir,
+        progress=progress,
+    )
+    return trainer.run(resume)

@@ -1,0 +1,125 @@
+"""Versioned run records: one JSON file per run, written atomically, never edited.
+
+Leaderboards are generated from these files. Every metric value says which protocol
+produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import DataError
+from .fsutil import atomic_write_json
+
+__all__ = [
+    "SCHEMA",
+    "MetricResult",
+    "ComponentInfo",
+    "TrainSummary",
+    "RunRecord",
+    "write_record",
+    "read_record",
+    "iter_records",
+]
+
+#: Bumped whenever a field changes meaning.
+SCHEMA = "vpbench.run/1"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class MetricResult(_Strict):
+    """A metric over the test split: mean over all frames and the mean at each horizon step."""
+
+    mean: float
+    per_frame: list[float]
+    higher_is_better: bool
+
+
+class ComponentInfo(_Strict):
+    name: str
+    package: str
+    config: dict[str, Any]
+
+
+class TrainSummary(_Strict):
+    config: dict[str, Any]
+    steps_done: int
+    stages: list[dict[str, Any]] = Field(default_factory=list)
+    selected_step: int | None = None
+    select_metric: str | None = None
+    select_value: float | None = None
+    wall_time_s: float = 0.0
+
+
+class RunRecord(_Strict):
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    run_id: str
+    created: str
+    vpbench_version: str
+    git: dict[str, Any]
+    argv: list[str]
+    seed: int
+    model: ComponentInfo
+    dataset: ComponentInfo
+    data_checksum: str
+    data_info: dict[str, Any] = Field(default_factory=dict)
+    frame_shape: tuple[int, int, int]
+    context: int
+    horizon: int
+    params_total: int
+    params_trainable: int
+    train: TrainSummary
+    test_sequences: int
+    #: protocol -> metric name -> result
+    metrics: dict[str, dict[str, MetricResult]]
+    unavailable_metrics: dict[str, str] = Field(default_factory=dict)
+    nan_frames: int = 0
+    #: the same test clips scored for a trivial baseline (model name -> protocol -> metric)
+    baselines: dict[str, dict[str, dict[str, MetricResult]]] = Field(default_factory=dict)
+    profile: dict[str, Any] = Field(default_factory=dict)
+    artifacts: dict[str, Any] = Field(default_factory=dict)
+    hardware: dict[str, Any]
+    wall_time_s: float
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def write_record(record: RunRecord, path: Path) -> None:
+    atomic_write_json(path, record.to_json())
+
+
+def read_record(path: Path) -> RunRecord:
+    """Parse a record; a corrupt or foreign file raises DataError naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"run record {path} is not readable JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else None
+        raise DataError(f"run record {path} has schema {found!r}, expected {SCHEMA!r}")
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise DataError(f"run record {path} is invalid at {loc!r}: {err['msg']}") from exc
+
+
+def iter_records(root: Path) -> Iterator[tuple[Path, RunRecord | DataError]]:
+    """Every ``record.json`` under ``root`` (sorted), parsed, or the error that names it."""
+    for path in sorted(root.rglob("record.json")):
+        try:
+            yield path, read_record(path)
+        except DataError as exc:
+            yield path, exc

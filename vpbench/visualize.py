@@ -1,0 +1,68 @@
+"""Pictures people would rather look at than read: clip strips and per-frame curves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .fsutil import atomic_path
+
+__all__ = ["to_uint8", "strip_image", "save_strip", "plot_per_frame"]
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Float ``[..., C, H, W]`` in [0, 1] -> uint8 ``[..., H, W, 3]`` (grey replicated)."""
+    x = np.nan_to_num(np.clip(frames, 0.0, 1.0)) * 255.0 + 0.5
+    x = x.astype(np.uint8)
+    x = np.moveaxis(x, -3, -1)
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return np.asarray(x, dtype=np.uint8)
+
+
+def strip_image(rows: Sequence[tuple[str, np.ndarray]], pad: int = 2, label_width: int = 64) -> Image.Image:
+    """Rows of frames, each ``(label, float [T, C, H, W])``, laid out left to right."""
+    h, w = rows[0][1].shape[-2:]
+    cols = max(r[1].shape[0] for r in rows)
+    width = label_width + cols * (w + pad) + pad
+    height = len(rows) * (h + pad) + pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    for r, (label, frames) in enumerate(rows):
+        y = pad + r * (h + pad)
+        draw.text((4, y + h // 2 - 6), label, fill=(0, 0, 0), font=font)
+        for c, frame in enumerate(to_uint8(frames)):
+            canvas.paste(Image.fromarray(frame), (label_width + pad + c * (w + pad), y))
+    return canvas
+
+
+def save_strip(path: Path, rows: Sequence[tuple[str, np.ndarray]]) -> None:
+    with atomic_path(path) as tmp:
+        strip_image(rows).save(tmp, format="PNG")
+
+
+def plot_per_frame(path: Path, curves: Mapping[str, Mapping[str, Sequence[float]]], title: str) -> None:
+    """One panel per metric; ``curves[metric][series] = values per horizon step``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(curves)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for series, values in curves[name].items():
+            ax.plot(range(1, len(values) + 1), list(values), marker="o", markersize=3, label=series)
+        ax.set_title(name)
+        ax.set_xlabel("predicted frame")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
