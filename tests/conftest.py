@@ -49,7 +49,7 @@ class TinyConv(VideoModel):
             ctx = ctx + cfg.noise * torch.randn_like(ctx)
         pred = self.predict(ctx, self.horizon)
         loss = ((pred - batch[:, self.context :]) ** 2).mean()
-        return StepOutput(loss, {"mse": float(loss)})
+        return StepOutput(loss, {"mse": float(loss.detach())})
 
     def stages(self) -> list[Stage]:
         return [Stage("main", self._step, self.parameters, lr=3e-3)]

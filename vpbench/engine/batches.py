@@ -42,8 +42,10 @@ def train_batches(
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(n, generator=gen)[: per_epoch * batch_size].view(per_epoch, batch_size)
         batches: list[list[int]] = order[offset:].tolist()
+        # an own generator: creating the loader must not consume the global random stream
+        # (it draws the workers' base seed), or a resumed run would diverge
         loader: DataLoader[Any] = DataLoader(
-            split, batch_sampler=batches, num_workers=num_workers, worker_init_fn=None
+            split, batch_sampler=batches, num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch)
         )
         for batch in loader:
             yield batch.float()
@@ -57,6 +59,8 @@ def eval_batches(split: Dataset[Tensor], *, batch_size: int, limit: int | None, 
         n = min(n, limit)
     indices = list(range(n))
     batches = [indices[i : i + batch_size] for i in range(0, n, batch_size)]
-    loader: DataLoader[Any] = DataLoader(split, batch_sampler=batches, num_workers=num_workers)
+    loader: DataLoader[Any] = DataLoader(
+        split, batch_sampler=batches, num_workers=num_workers, generator=torch.Generator().manual_seed(0)
+    )
     for idx, batch in zip(batches, loader):
         yield idx[0], batch.float()

@@ -27,7 +27,7 @@ from ..visualize import plot_per_frame, save_strip
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
 from .rng import seed_everything
-from .train import RunInterrupted, train
+from .train import RunInterrupted, ValidationCallback, train
 
 __all__ = ["RunRequest", "RunDir", "resolve_request", "execute_run"]
 
@@ -50,6 +50,8 @@ class RunRequest:
     compare: Sequence[str] = ("copy-last",)
     progress: bool = True
     argv: Sequence[str] = ()
+    #: called after each validation pass (Ray Tune reports through it)
+    on_validation: ValidationCallback | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
             ckpt_dir=rd.checkpoints,
             resume=res.resumed,
             progress=req.progress,
+            on_validation=req.on_validation,
             )
         except RunInterrupted as exc:
             exc.run_dir = rd.root

@@ -10,7 +10,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -29,7 +29,11 @@ from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .evaluate import evaluate
 from .rng import capture_rng, restore_rng
 
-__all__ = ["RunInterrupted", "TrainState", "allocate_steps", "train"]
+__all__ = ["RunInterrupted", "TrainState", "ValidationCallback", "allocate_steps", "train"]
+
+#: ``callback(step, {"val_<metric>": value, ...}, checkpoint_dir)``, called after each
+#: validation pass, once ``checkpoint_dir/last.pt`` holds the state at ``step``.
+ValidationCallback = Callable[[int, dict[str, float], Path], None]
 
 
 class RunInterrupted(Exception):
@@ -108,7 +112,9 @@ class _Trainer:
         seed: int,
         ckpt_dir: Path,
         progress: bool,
+        on_validation: ValidationCallback | None = None,
     ) -> None:
+        self.on_validation = on_validation
         self.model, self.model_name, self.model_config = model, model_name, model_config
         self.dataset, self.cfg, self.select, self.device = dataset, cfg, select, device
         self.seed, self.ckpt_dir, self.progress = seed, ckpt_dir, progress
@@ -171,6 +177,8 @@ class _Trainer:
             self._save_best(state)
         state.history.append({"step": state.global_step, f"val_{sel.name}": value})
         bar.set_postfix({f"val_{sel.name}": f"{value:.4g}", "best@": state.best_step})
+        if self.on_validation is not None:
+            self.on_validation(state.global_step, {f"val_{sel.name}": value}, self.ckpt_dir)
 
     # ----------------------------------------------------------------------- train
     def run(self, resume: bool) -> TrainState:
@@ -275,12 +283,17 @@ class _Trainer:
                 if state.stage_step % 10 == 0 or state.stage_step == budget:
                     bar.set_postfix({"loss": f"{loss.item():.4g}", **{k: f"{v:.3g}" for k, v in list(out.logs.items())[:3]}})
                 done = state.stage_step == budget
-                if stage.selects and self.select is not None and (state.global_step % self.cfg.eval_every == 0 or done):
-                    self._validate(state, bar)
-                if state.global_step % self.cfg.checkpoint_every == 0 and not done:
+                validate = stage.selects and self.select is not None and (
+                    state.global_step % self.cfg.eval_every == 0 or done
+                )
+                if (state.global_step % self.cfg.checkpoint_every == 0 and not done) or (
+                    validate and self.on_validation is not None
+                ):
                     rng = capture_rng()
                     state.wall_time_s = time.monotonic() - started
                     self._save_last(state, opt, rng)
+                if validate:
+                    self._validate(state, bar)
         except KeyboardInterrupt:
             # the model and optimiser are at the end of step `global_step`; `rng` is the state
             # captured right after it, before the interrupted step consumed anything
@@ -305,6 +318,7 @@ def train(
     ckpt_dir: Path,
     resume: bool,
     progress: bool = True,
+    on_validation: ValidationCallback | None = None,
 ) -> TrainState:
     """Train ``model`` through its stages; leaves ``last.pt`` and (when selecting) ``best.pt``."""
     trainer = _Trainer(
@@ -318,5 +332,6 @@ def train(
         seed=seed,
         ckpt_dir=ckpt_dir,
         progress=progress,
+        on_validation=on_validation,
     )
     return trainer.run(resume)
