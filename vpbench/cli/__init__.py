@@ -41,8 +41,9 @@ def build_cli(pm: pluggy.PluginManager) -> click.Group:
 
     @click.group(
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-        epilog="Examples:\n\n  vpbench plugins\n\n  vpbench run --model shrvq --dataset glyphs\n\n"
-        "  vpbench leaderboard --records leaderboards/records",
+        epilog="\b\nExamples:\n  vpbench plugins\n  vpbench run --model shrvq --dataset glyphs\n"
+        "  vpbench run --model copy-last --dataset mmnist --data-root ~/data\n"
+        "  vpbench leaderboard --records leaderboards/records --out leaderboards",
     )
     @click.version_option(__version__, prog_name="vpbench")
     @click.pass_context
