@@ -53,6 +53,7 @@ class EvalConfig(ComponentConfig):
     metrics: list[str] | None = Field(None, description="metric names; none means every registered metric")
     protocols: list[str] = Field(["openstl"], description="metric protocols reported side by side")
     max_sequences: int | None = Field(None, ge=1, description="evaluate only the first N test clips")
+    profile: bool = Field(True, description="store parameters, FLOPs, throughput and peak memory in the record")
 
 
 class RunConfig(ComponentConfig):

@@ -246,6 +246,14 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
     artifacts = _write_pictures(rd, dataset, model, predictors, results, res.model)
 
     total, trainable = _count_params(model)
+    profile: dict[str, Any] = {}
+    if cfg.eval.profile:
+        from ..profiling import profile_model
+
+        profile = profile_model(
+            model, context=dataset.context, horizon=dataset.horizon, device=device,
+            batch_size=min(8, cfg.eval.batch_size), repeats=2,
+        )
     record = RunRecord(
         run_id=rd.root.name,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -281,6 +289,7 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
         nan_frames=main.nan_frames,
         baselines={k: v.metrics for k, v in results.items() if k != res.model},
         artifacts=artifacts,
+        profile=profile,
         hardware=hardware_info(device),
         wall_time_s=round(time.monotonic() - t0, 2),
     )

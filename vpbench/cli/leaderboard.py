@@ -1,0 +1,72 @@
+"""``vpbench leaderboard``: tables, pages and figures generated from run records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["command"]
+
+EPILOG = """\b
+Examples:
+  vpbench leaderboard                                   # markdown tables on stdout
+  vpbench leaderboard --dataset glyphs --format csv
+  vpbench leaderboard --format latex --out tables.tex
+  vpbench leaderboard --records leaderboards/records --out leaderboards
+
+\b
+--out DIR with --format md writes README.md, a page per dataset and the figures
+(fixed test clips per model, per-horizon PSNR/SSIM); with csv or latex it writes
+one file per table. --out FILE writes every table into that one file.
+"""
+
+
+def _is_dir_target(out: Path) -> bool:
+    return out.is_dir() or out.suffix == ""
+
+
+@click.command("leaderboard", epilog=EPILOG)
+@click.option("--dataset", "-d", help="Only this dataset (default: every dataset with records or reported tables).")
+@click.option("--records", "records_dir", type=click.Path(path_type=Path), default=Path("leaderboards/records"), show_default=True, help="Folder searched recursively for <run>/record.json.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True, help="Output format.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output FILE, or DIR for a site (md) / one file per table (csv, latex). Default: stdout.")
+@click.option("--no-figures", is_flag=True, help="Write the markdown only, not the PNG figures (faster; same markdown).")
+@click.pass_obj
+def command(app: object, dataset: str | None, records_dir: Path, fmt: str, out: Path | None, no_figures: bool) -> None:
+    """Build leaderboards from run records: one table per dataset, test set and metric
+    protocol (PSNR, SSIM, LPIPS, MSE, MAE, #Params, MACs and throughput when profiled),
+    with each row's training budget, hardware and wall time, best values marked, and the
+    published reference numbers in separate "reported" sections.
+
+    Corrupt records are reported by name and skipped. Rows scored on different test sets
+    (different data checksum, clip count or lengths) never share a table.
+    """
+    from ..leaderboard import build_board, load_records, load_reported, render_flat, write_site, write_table_files
+
+    loaded = load_records(records_dir, dataset)
+    for path, reason in loaded.problems:
+        click.echo(f"warning: skipped record {path}: {reason}", err=True)
+    reported = load_reported(dataset=dataset)
+    site = out is not None and _is_dir_target(out)
+    board = build_board(loaded, reported, link_base=out if site and fmt == "md" else None, dataset=dataset)
+    if not board.datasets:
+        from ..errors import ConfigError
+
+        known = sorted(set(load_records(records_dir).datasets) | {t.dataset for t in load_reported()})
+        raise ConfigError(
+            f"no records under {records_dir} and no reported tables for dataset {dataset!r}; "
+            f"datasets with either: {', '.join(known) or 'none'}"
+        )
+    if out is None:
+        click.echo(render_flat(board, fmt), nl=False)
+        return
+    if site:
+        written = write_site(board, out, figures=not no_figures) if fmt == "md" else write_table_files(board, out, fmt)
+        runs = sum(len(g.records) for db in board.datasets for g in db.groups)
+        click.echo(f"{len(written)} files written to {out} from {runs} records ({len(loaded.problems)} skipped)")
+        return
+    from ..fsutil import atomic_write_text
+
+    atomic_write_text(out, render_flat(board, fmt))
+    click.echo(f"wrote {out}")

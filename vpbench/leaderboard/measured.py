@@ -1,0 +1,193 @@
+"""Tables of measured rows: one per (dataset, test set, metric protocol)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..records import RunRecord
+from .entries import Entry
+from .load import TestSet
+from .table import Cell, Column, Table, fmt_float, fmt_seconds, fmt_si, mark_best
+
+__all__ = [
+    "METRIC_ORDER",
+    "PROFILE_KEYS",
+    "protocols_of",
+    "metric_columns",
+    "measured_table",
+    "provenance",
+    "metric_header",
+]
+
+#: Table 2's column order; metrics not listed follow alphabetically.
+METRIC_ORDER = ("psnr", "ssim", "lpips", "mse", "mae")
+_HEADERS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "mse": "MSE", "mae": "MAE", "rmse": "RMSE"}
+_FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f", "mse": ".2f", "mae": ".2f"}
+#: record.profile keys (as written by ``vpbench.profiling.profile_model``) read for the cost
+#: columns, first present wins. MACs (multiply-accumulates) are what OpenSTL's "FLOPs" column
+#: counts (fvcore); ``flops_per_sequence`` counts a multiply-add as 2 and is halved.
+PROFILE_KEYS = {
+    "macs": ("macs_per_sequence",),
+    "flops": ("flops_per_sequence",),
+    "throughput": ("throughput_seq_per_s",),
+}
+
+
+def metric_header(name: str) -> str:
+    return _HEADERS.get(name, name.upper())
+
+
+def _fmt_metric(name: str, value: float) -> str:
+    return fmt_float(value, _FORMATS.get(name, ".4g"))
+
+
+def protocols_of(entries: Sequence[Entry]) -> list[str]:
+    found = {p for e in entries for p in e.metrics}
+    return sorted(found, key=lambda p: (p != "openstl", p))
+
+
+def metric_columns(entries: Sequence[Entry], protocol: str) -> list[Column]:
+    """Metric columns in Table 2's order, arrows from the records' ``higher_is_better``.
+
+    A metric whose direction differs between records gets no direction (hence no best mark).
+    """
+    directions: dict[str, set[bool]] = {}
+    for e in entries:
+        for name, res in e.metrics.get(protocol, {}).items():
+            directions.setdefault(name, set()).add(res.higher_is_better)
+    for e in entries:  # a metric unavailable in a run still gets its column ("n/a")
+        if e.kind == "run":
+            for name in e.source.record.unavailable_metrics:
+                directions.setdefault(name, set())
+    names = sorted(directions, key=lambda n: (METRIC_ORDER.index(n) if n in METRIC_ORDER else len(METRIC_ORDER), n))
+    cols = []
+    for n in names:
+        d = directions[n]
+        note = " (direction disagrees)" if len(d) > 1 else ""
+        cols.append(Column(n, metric_header(n) + note, next(iter(d)) if len(d) == 1 else None, numeric=True))
+    return cols
+
+
+def _profile_value(profile: dict[str, Any], what: str) -> float | None:
+    for key in PROFILE_KEYS[what]:
+        v = profile.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    if what == "macs" and (flops := _profile_value(profile, "flops")) is not None:
+        return flops / 2
+    return None
+
+
+def _hardware(rec: RunRecord) -> str:
+    hw = rec.hardware
+    device = str(hw.get("device", "?"))
+    if device.startswith("cuda"):
+        return f"GPU: {hw.get('gpu', device)}"
+    threads = hw.get("torch_threads")
+    return f"CPU: {hw.get('cpu', 'unknown')}" + (f", {threads} threads" if threads else "")
+
+
+def _budget(e: Entry) -> tuple[str, int | None, int | None]:
+    if e.kind == "baseline":
+        return "none (untrained, scored inside that run)", None, None
+    t = e.source.record.train
+    batch = t.config.get("batch_size")
+    if t.steps_done == 0:
+        return "none (not trained)", 0, batch if isinstance(batch, int) else None
+    text = f"{t.steps_done:,} steps" + (f" × batch {batch}" if isinstance(batch, int) else "")
+    if t.selected_step is not None and t.selected_step != t.steps_done:
+        text += f", best on validation at step {t.selected_step:,}"
+    return text, t.steps_done, batch if isinstance(batch, int) else None
+
+
+def _run_cell(e: Entry, link_base: Path | None) -> str:
+    text = e.run_id if e.kind == "run" else f"in {e.run_id}"
+    if link_base is None:
+        return text
+    rel = Path(os.path.relpath(e.source.path, link_base)).as_posix()
+    return f"[{text}]({rel})"
+
+
+def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, link_base: Path | None = None) -> Table:
+    metrics = metric_columns(entries, protocol)
+    has_macs = any(_profile_value(e.profile, "macs") is not None for e in entries)
+    has_fps = any(_profile_value(e.profile, "throughput") is not None for e in entries)
+    columns = [Column("model", "Model"), Column("run", "Run"), *metrics, Column("params", "#Params", numeric=True)]
+    if has_macs:
+        columns.append(Column("macs", "MACs/seq", numeric=True))
+    if has_fps:
+        columns.append(Column("throughput", "Throughput", numeric=True))
+    columns += [Column("budget", "Training budget"), Column("hardware", "Hardware"), Column("wall_time", "Wall time", numeric=True)]
+
+    rows: list[dict[str, Cell]] = []
+    cells: list[dict[str, str]] = []
+    for e in entries:
+        rec = e.source.record
+        budget, steps, batch = _budget(e)
+        raw: dict[str, Cell] = {"model": e.model, "kind": e.kind, "run": e.run_id}
+        shown: dict[str, str] = {"model": e.label, "run": _run_cell(e, link_base)}
+        for col in metrics:
+            res = e.metrics.get(protocol, {}).get(col.key)
+            raw[col.key] = res.mean if res is not None else None
+            if res is not None:
+                shown[col.key] = _fmt_metric(col.key, res.mean)
+            else:
+                shown[col.key] = "n/a" if e.unavailable(col.key) else "—"
+        params = rec.params_total if e.kind == "run" else None
+        macs, fps = _profile_value(e.profile, "macs"), _profile_value(e.profile, "throughput")
+        raw.update(params=params, macs=macs, throughput=fps, budget=budget, steps=steps, batch_size=batch)
+        shown.update(params=fmt_si(params), macs=fmt_si(macs), throughput=fmt_si(fps, " seq/s"), budget=budget)
+        hw = _hardware(rec) if e.kind == "run" else "—"
+        wall = rec.wall_time_s if e.kind == "run" else None
+        raw.update(hardware=hw, wall_time_s=wall)
+        shown.update(hardware=hw, wall_time=fmt_seconds(wall))
+        rows.append(raw)
+        cells.append(shown)
+
+    table = Table(
+        title=f"{test_set.dataset} · protocol {protocol} · {test_set.short_checksum}",
+        columns=columns,
+        rows=rows,
+        cells=cells,
+        context={
+            "section": "measured",
+            "dataset": test_set.dataset,
+            "protocol": protocol,
+            "data_checksum": test_set.data_checksum,
+            "test_sequences": str(test_set.sequences),
+        },
+    )
+    mark_best(table, _fmt_metric)
+    return table
+
+
+def _is_generated(info: dict[str, Any]) -> bool:
+    if info.get("standard_test_set") is False:
+        return True
+    return "generated" in repr(info.get("test_set", "")).lower() + repr(info.get("test", "")).lower()
+
+
+def provenance(records: Sequence[RunRecord]) -> str:
+    """One line on where the test clips come from, from the first record's ``data_info``."""
+    info = records[0].data_info if records else {}
+    parts: list[str] = []
+    test = info.get("test")
+    if isinstance(test, dict) and isinstance(test.get("source"), str):
+        parts.append(test["source"])
+    ts = info.get("test_set")
+    if isinstance(ts, str) and ts not in ("standard",):
+        parts.append(f"test set: {ts}")
+    elif ts == "standard":
+        parts.append("standard test set")
+    if isinstance(test, dict) and isinstance(test.get("persons"), list):
+        parts.append("persons " + ", ".join(str(p) for p in test["persons"]))
+    for key in ("generator", "windows"):
+        if key in info and not isinstance(info[key], (dict, list)):
+            parts.append(f"{key} {info[key]}")
+    if not parts:
+        parts.append("the dataset plugin gave no provenance (data_info is empty)")
+    label = "**Generated test set** (not a published test set): " if _is_generated(info) else "Test set: "
+    return label + "; ".join(parts)

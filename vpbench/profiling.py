@@ -1,0 +1,139 @@
+"""Cost of a model: parameters, FLOPs, inference throughput and peak memory.
+
+:func:`profile_model` returns plain numbers for the run record and ``vpbench profile``.
+Conventions (stated because published tables differ):
+
+* ``flops_per_sequence`` counts one multiply-add as **2** FLOPs (the convention of
+  ``torch.utils.flop_counter``); ``macs_per_sequence`` = flops / 2 counts it as **1**,
+  which is what fvcore, and so OpenSTL's "FLOPs" column, reports. Both are for one
+  sequence (batch 1: ``context`` frames in, ``horizon`` frames out, the whole rollout)
+  and count only the matrix products and convolutions torch has formulas for; elementwise
+  operations (activations, gates, normalisation) are not counted, as in fvcore.
+* ``throughput_seq_per_s`` is inference sequences per second (not frames), measured on
+  ``batch_size`` sequences after one warm-up call, as OpenSTL's FPS column.
+* ``peak_memory_mb``: on CUDA, ``torch.cuda.max_memory_allocated`` during the timed
+  calls (tensors only, the caching allocator's slack excluded). On CPU, the process's
+  resident-set high-water mark (``VmHWM``) during the timed calls; Linux lets it be reset
+  first, elsewhere it is the process's lifetime peak, an upper bound that includes
+  everything loaded before. 1 MB = 2**20 bytes.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .errors import ConfigError
+from .interfaces import VideoModel
+
+__all__ = ["profile_model", "count_parameters", "count_flops"]
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """``(total, trainable)`` parameter counts; a shared tensor counts once, dead weights count."""
+    params = list(model.parameters())  # de-duplicated by nn.Module
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def _context(model: VideoModel, batch: int, context: int, device: torch.device) -> torch.Tensor:
+    c, h, w = model.frame_shape.as_tuple()
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(batch, context, c, h, w, generator=gen).to(device)
+
+
+def count_flops(model: VideoModel, *, context: int, horizon: int, device: torch.device) -> int:
+    """FLOPs (multiply-add = 2) of ``model.predict`` on one sequence."""
+    x = _context(model, 1, context, device)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.predict(x, horizon)
+    return int(counter.get_total_flops())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_cpu_peak() -> bool:
+    """Reset the kernel's resident-set high-water mark (Linux >= 4.0); False elsewhere."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _cpu_peak_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
+
+
+def profile_model(
+    model: VideoModel,
+    *,
+    context: int,
+    horizon: int,
+    device: torch.device,
+    batch_size: int = 8,
+    repeats: int = 5,
+) -> dict[str, float | int]:
+    """Measure a model's cost; the model is moved to ``device`` and left there in its mode.
+
+    Returns ``params_total``, ``params_trainable``, ``flops_per_sequence`` (multiply-add =
+    2 FLOPs), ``macs_per_sequence`` (multiply-add = 1, fvcore / OpenSTL),
+    ``throughput_seq_per_s``, ``peak_memory_mb``, ``batch_size`` and ``repeats``; see the
+    module docstring for the exact conventions.
+
+    Raises:
+        ConfigError: a non-positive context, horizon, batch size or repeat count.
+    """
+    for name, value in (("context", context), ("horizon", horizon), ("batch_size", batch_size), ("repeats", repeats)):
+        if value < 1:
+            raise ConfigError(f"profile: {name} must be at least 1, got {value}")
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        total, trainable = count_parameters(model)
+        flops = count_flops(model, context=context, horizon=horizon, device=device)
+
+        x = _context(model, batch_size, context, device)
+        with torch.no_grad():
+            model.predict(x, horizon)  # warm-up: lazy init, cuDNN autotuning, allocator
+            _sync(device)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            else:
+                _reset_cpu_peak()
+            start = time.perf_counter()
+            for _ in range(repeats):
+                model.predict(x, horizon)
+            _sync(device)
+            elapsed = time.perf_counter() - start
+        if device.type == "cuda":
+            peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+        else:
+            peak_mb = _cpu_peak_mb()
+    finally:
+        model.train(was_training)
+    return {
+        "params_total": total,
+        "params_trainable": trainable,
+        "flops_per_sequence": flops,
+        "macs_per_sequence": flops // 2,
+        "throughput_seq_per_s": repeats * batch_size / max(elapsed, 1e-9),
+        "peak_memory_mb": peak_mb,
+        "batch_size": batch_size,
+        "repeats": repeats,
+    }
