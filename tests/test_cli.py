@@ -43,7 +43,7 @@ def test_dataset_plugin_not_installed_is_named():
 def test_help_explains_every_command():
     top = _vpbench("--help")
     assert top.returncode == 0
-    for cmd in ("run", "plugins", "data", "profile"):
+    for cmd in ("run", "plugins", "data", "profile", "leaderboard", "tune"):
         assert cmd in top.stdout
         sub = _vpbench(cmd, "--help")
         assert sub.returncode == 0 and len(sub.stdout.splitlines()) > 4

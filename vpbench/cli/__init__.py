@@ -37,7 +37,7 @@ class AppState:
 
 def build_cli(pm: pluggy.PluginManager) -> click.Group:
     """Assemble the command group for ``pm``: built-in commands, then plugin commands."""
-    from . import data, leaderboard, plugins, profile, run
+    from . import data, leaderboard, plugins, profile, run, tune
 
     @click.group(
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -55,7 +55,7 @@ def build_cli(pm: pluggy.PluginManager) -> click.Group:
         """
         ctx.obj = AppState(pm)
 
-    for module in (run, plugins, data, profile, leaderboard):
+    for module in (run, plugins, data, profile, leaderboard, tune):
         cli.add_command(module.command)
     pm.hook.register_commands(cli=cli)
     return cli

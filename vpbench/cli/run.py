@@ -15,6 +15,7 @@ Examples:
   vpbench run --model convlstm --dataset mmnist --set train.max_steps=200 --out runs/try
   vpbench run --model shrvq --dataset kth --set model.training=joint --device cuda
   vpbench run --resume --out runs/try          # continue an interrupted run
+  vpbench run --model convlstm --dataset glyphs --address 10.0.0.5:6379   # on a Ray cluster
 
 \b
 The run directory holds run.yaml (the resolved config), checkpoints/, record.json
@@ -55,6 +56,7 @@ def metrics_table(record: object) -> str:
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="VPBENCH_DATA", help="Where datasets live (default $VPBENCH_DATA or ~/.cache/vpbench).")
 @click.option("--compare", multiple=True, default=("copy-last",), show_default=True, help="Baselines scored on the same test clips. Repeatable; 'none' for none.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--address", help="Run as a task on the Ray cluster at auto, HOST:PORT or ray://HOST:PORT; the run directory comes back to --out.")
 @click.pass_obj
 def command(
     app: object,
@@ -69,6 +71,7 @@ def command(
     data_root: Path | None,
     compare: tuple[str, ...],
     no_progress: bool,
+    address: str | None,
 ) -> None:
     """Train MODEL on DATASET, pick the best checkpoint on the validation split, score
     the test split with every metric, and write a versioned run record.
@@ -94,7 +97,12 @@ def command(
         argv=sys.argv[1:],
     )
     try:
-        record, run_dir = execute_run(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]
+        if address is not None:
+            from ..tune.remote import submit_run
+
+            record, run_dir = submit_run(req, app.registry, address, echo=click.echo)  # type: ignore[attr-defined]
+        else:
+            record, run_dir = execute_run(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]
     except RunInterrupted as exc:
         click.echo(f"interrupted at step {exc.step}; continue with: vpbench run --resume --out {exc.run_dir}", err=True)
         sys.exit(130)

@@ -1,0 +1,153 @@
+"""Connecting to Ray: a local instance, or a cluster at ``auto``, ``host:port`` or ``ray://...``.
+
+Workers are separate processes, perhaps on other machines: they rebuild the plugin registry
+from the installed entry points, so the environment variables that shape it travel with the
+job (:func:`runtime_env`). Data are prepared before any trial starts: on the driver, and on
+every other node of a cluster, each under a file lock so concurrent preparers wait.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError
+
+__all__ = ["INSTALL_HINT", "require_ray", "runtime_env", "ray_session", "prepare_data", "prepare_on_nodes", "forwarded_plugins", "user_errors"]
+
+INSTALL_HINT = "pip install 'vpbench[tune]'"
+#: environment variables that decide what a worker's registry and configs hold
+FORWARDED_ENV = ("VPBENCH_PLUGINS", "VPBENCH_CONFIGS", "PYTHONPATH")
+_START_HINT = "start one with `ray start --head --port 6379` and pass --address HOST:6379, or drop --address to run on this machine"
+
+
+def require_ray() -> None:
+    """Raise a ConfigError with the install command when Ray Tune is missing."""
+    try:
+        import ray  # noqa: F401
+        from ray import tune  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"Ray Tune is not installed ({exc.name}); install it with: {INSTALL_HINT}") from None
+
+
+def runtime_env(extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The job's runtime environment: the forwarded variables that are set here."""
+    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    env.update(extra or {})
+    return {"env_vars": env} if env else {}
+
+
+def forwarded_plugins(registry: Any) -> list[object]:
+    """Plugin objects registered besides the installed entry points (workers register them too)."""
+    pm = registry.pm
+    installed = {id(plugin) for plugin, _ in pm.list_plugin_distinfo()}
+    return [p for p in pm.get_plugins() if id(p) not in installed]
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast, in one line, when nothing listens at ``host:port`` or ``ray://host:port``."""
+    if address == "auto":
+        return
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise ConfigError(f"bad --address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError:
+        raise ConfigError(f"no Ray cluster at {address} (nothing listens there); {_START_HINT}") from None
+
+
+@contextmanager
+def ray_session(address: str | None, *, num_cpus: int | None = None, quiet: bool = False) -> Iterator[None]:
+    """Connect to ``address`` (or start Ray locally), yield, disconnect.
+
+    A session this function did not open (``ray.init`` called by the user) is reused and left open.
+    """
+    require_ray()
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    _check_reachable(address) if address else None
+    kwargs: dict[str, Any] = {"runtime_env": runtime_env(), "log_to_driver": not quiet}
+    if address is None:
+        kwargs.update(include_dashboard=False, num_cpus=num_cpus)
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"no Ray cluster at {address} ({first}); {_START_HINT}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _lock(data_root: Path, dataset: str) -> Any:
+    from filelock import FileLock
+
+    data_root.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(data_root / f".prepare-{dataset}.lock"))
+
+
+def prepare_data(registry: Any, dataset: str, overrides: Mapping[str, Any], data_root: Path, *, progress: bool = True) -> None:
+    """Prepare and check a dataset once, under a lock in the data root."""
+    from ..components import build_dataset
+
+    ds = build_dataset(registry, dataset, overrides, data_root, seed=0)
+    with _lock(data_root, dataset):
+        ds.prepare(progress=progress)
+    ds.check()
+
+
+def _prepare_task(dataset: str, overrides: dict[str, Any], data_root: str | None, plugins: list[object]) -> str:
+    from ..data.root import resolve_data_root
+    from ..plugins import get_registry
+
+    root = resolve_data_root(data_root)
+    prepare_data(get_registry(plugins), dataset, overrides, root, progress=False)
+    return socket.gethostname()
+
+
+def prepare_on_nodes(dataset: str, overrides: Mapping[str, Any], data_root: str | None, plugins: list[object]) -> int:
+    """Prepare the data on every alive node of the connected cluster (one task each)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0)(_prepare_task)
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    refs = [
+        task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
+            dataset, dict(overrides), data_root, plugins
+        )
+        for node in nodes
+    ]
+    with user_errors():
+        ray.get(refs)
+    return len(nodes)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Re-raise a user error (ConfigError, DataError, ...) raised inside a Ray task as itself."""
+    from ray.exceptions import RayTaskError
+
+    from ..errors import VpbenchError
+
+    try:
+        yield
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, VpbenchError):
+            raise cause from None
+        raise

@@ -1,0 +1,41 @@
+"""A run directory as bytes and back: how runs travel between cluster nodes and the driver."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+__all__ = ["pack_dir", "unpack_dir"]
+
+
+def pack_dir(root: Path) -> bytes:
+    """An uncompressed tar of the files under ``root`` (paths relative to it)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=str(path.relative_to(root)))
+    return buf.getvalue()
+
+
+def unpack_dir(data: bytes, dest: Path, *, replace: bool = False) -> None:
+    """Extract :func:`pack_dir`'s bytes into ``dest`` atomically (a sibling, then a rename).
+
+    ``dest`` must not exist unless ``replace`` is set; a reader never sees half a directory.
+    """
+    if dest.exists() and not replace:
+        raise FileExistsError(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+            tar.extractall(tmp, filter="data")
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
