@@ -14,8 +14,9 @@ Conventions (stated because published tables differ):
 * ``peak_memory_mb``: on CUDA, ``torch.cuda.max_memory_allocated`` during the timed
   calls (tensors only, the caching allocator's slack excluded). On CPU, the process's
   resident-set high-water mark (``VmHWM``) during the timed calls; Linux lets it be reset
-  first, elsewhere it is the process's lifetime peak, an upper bound that includes
-  everything loaded before. 1 MB = 2**20 bytes.
+  first, elsewhere it is the process's lifetime peak. Either way it includes the
+  process's baseline (torch alone is several hundred MB), so compare CPU numbers between
+  models, not with CUDA ones. 1 MB = 2**20 bytes.
 """
 
 from __future__ import annotations

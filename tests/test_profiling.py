@@ -1,0 +1,68 @@
+"""profile_model: parameter counts, FLOPs convention, throughput and peak memory."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+import pytest
+import vpbench
+from vpbench.errors import ConfigError
+from vpbench.profiling import profile_model
+from vpbench_baselines.models import CopyLast
+
+SHAPE = vpbench.FrameShape(1, 4, 4)
+CPU = torch.device("cpu")
+
+
+class LinearRollout(vpbench.VideoModel):
+    """x̂_{t+1} = A vec(x̂_t) + b, rolled out; plus a frozen parameter that never computes."""
+
+    def __init__(self) -> None:
+        super().__init__(vpbench.ComponentConfig(), SHAPE, context=2, horizon=3)
+        d = SHAPE.channels * SHAPE.height * SHAPE.width
+        self.step = nn.Linear(d, d)  # d*d + d parameters
+        self.frozen = nn.Parameter(torch.ones(5), requires_grad=False)
+
+    def predict(self, context: Tensor, horizon: int) -> Tensor:
+        b = context.shape[0]
+        x = context[:, -1].reshape(b, -1)  # [B, C*H*W]
+        out = []
+        for _ in range(horizon):
+            x = self.step(x)
+            out.append(x.reshape(b, *SHAPE.as_tuple()))
+        return torch.stack(out, dim=1)  # [B, S, C, H, W]
+
+
+def test_linear_model_counts_parameters_and_two_flops_per_multiply_add() -> None:
+    model = LinearRollout().train()
+    prof = profile_model(model, context=2, horizon=3, device=CPU, batch_size=2, repeats=2)
+    d = 16
+    assert prof["params_total"] == d * d + d + 5
+    assert prof["params_trainable"] == d * d + d
+    assert prof["flops_per_sequence"] == 3 * 2 * d * d  # 3 steps, one [1, d] x [d, d] product each
+    assert prof["macs_per_sequence"] == 3 * d * d
+    assert prof["throughput_seq_per_s"] > 0 and prof["peak_memory_mb"] > 1
+    assert model.training  # mode restored
+
+
+def test_copy_last_has_no_parameters_and_no_flops() -> None:
+    model = CopyLast(vpbench.ComponentConfig(), vpbench.FrameShape(1, 16, 16), context=4, horizon=3)
+    prof = profile_model(model, context=4, horizon=3, device=CPU, batch_size=4, repeats=3)
+    assert (prof["params_total"], prof["params_trainable"], prof["flops_per_sequence"]) == (0, 0, 0)
+    assert prof["throughput_seq_per_s"] > 0
+    assert set(prof) >= {"params_total", "params_trainable", "flops_per_sequence", "throughput_seq_per_s", "peak_memory_mb"}
+
+
+def test_flops_scale_with_the_horizon() -> None:
+    model = LinearRollout()
+    short = profile_model(model, context=2, horizon=1, device=CPU, batch_size=1, repeats=1)
+    long = profile_model(model, context=2, horizon=4, device=CPU, batch_size=1, repeats=1)
+    assert long["flops_per_sequence"] == 4 * short["flops_per_sequence"] > 0
+
+
+@pytest.mark.parametrize("bad", [{"repeats": 0}, {"batch_size": 0}, {"horizon": 0}])
+def test_non_positive_settings_are_config_errors(bad: dict[str, int]) -> None:
+    kwargs = {"context": 2, "horizon": 3, "device": CPU, "batch_size": 1, "repeats": 1} | bad
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        profile_model(LinearRollout(), **kwargs)  # type: ignore[arg-type]
