@@ -141,3 +141,19 @@ def test_record_json_is_versioned(registry, small_glyphs, tmp_path):
     assert data["vpbench_version"]
     assert data["hardware"]["device"] == "cpu"
     assert data["dataset"]["config"]["test_length"] == 8
+
+
+def test_evaluate_only_tests_a_stopped_run_as_it_stands(registry, small_glyphs, tmp_path, monkeypatch):
+    sets = small_glyphs + ["train.max_steps=10", "train.batch_size=4", "train.eval_every=2",
+                           "train.val_sequences=4", "train.checkpoint_every=2"]
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 5)
+        with pytest.raises(RunInterrupted):
+            execute_run(_req("tinyconv", tmp_path / "r", sets), registry, echo=lambda s: None)
+    last = (tmp_path / "r" / "checkpoints" / "last.pt").read_bytes()
+    record, _ = execute_run(
+        RunRequest(model=None, dataset=None, out=tmp_path / "r", resume=True, evaluate_only=True, progress=False),
+        registry, echo=lambda s: None,
+    )
+    assert record.train.steps_done == 5 and record.train.selected_step == 4
+    assert (tmp_path / "r" / "checkpoints" / "last.pt").read_bytes() == last

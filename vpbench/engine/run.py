@@ -27,7 +27,7 @@ from ..visualize import plot_per_frame, save_strip
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
 from .rng import seed_everything
-from .train import RunInterrupted, ValidationCallback, train
+from .train import RunInterrupted, TrainState, ValidationCallback, train
 
 __all__ = ["RunRequest", "RunDir", "resolve_request", "execute_run"]
 
@@ -52,6 +52,8 @@ class RunRequest:
     argv: Sequence[str] = ()
     #: called after each validation pass (Ray Tune reports through it)
     on_validation: ValidationCallback | None = None
+    #: with ``resume``: test the run as its checkpoints stand, without training further
+    evaluate_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,16 @@ def _count_params(model: VideoModel) -> tuple[int, int]:
     return total, sum(trained.values())
 
 
+def _stopped_state(rd: RunDir, model_name: str, model_cfg: dict[str, Any], model: VideoModel) -> TrainState:
+    """The training state of a run stopped early (e.g. by a Tune scheduler), weights loaded."""
+    last = rd.checkpoints / "last.pt"
+    if not last.exists():
+        raise ConfigError(f"{rd.root} has no checkpoint to evaluate; train it with --resume instead")
+    payload = load_checkpoint(last, model=model_name, model_config=model_cfg)
+    load_model_state(model, payload["state_dict"], last)
+    return TrainState(**payload["train_state"])
+
+
 def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tuple[RunRecord, Path]:
     """Run (or resume) a benchmark run; return its record and its directory."""
     t0 = time.monotonic()
@@ -197,28 +209,31 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
         atomic_write_text(rd.spec, yaml.safe_dump(spec, sort_keys=False))
 
     stages = model.stages()
-    state = None
+    state: TrainState | None = None
     select = None
     if stages and cfg.train.max_steps > 0:
         select = _select_metric(metrics, registry, cfg.train.select_metric)
-        try:
-            state = train(
-            model=model,
-            model_name=res.model,
-            model_config=model_cfg,
-            dataset=dataset,
-            cfg=cfg.train,
-            select=select if any(s.selects for s in stages) else None,
-            device=device,
-            seed=cfg.seed,
-            ckpt_dir=rd.checkpoints,
-            resume=res.resumed,
-            progress=req.progress,
-            on_validation=req.on_validation,
-            )
-        except RunInterrupted as exc:
-            exc.run_dir = rd.root
-            raise
+        if req.evaluate_only:
+            state = _stopped_state(rd, res.model, model_cfg, model)
+        else:
+            try:
+                state = train(
+                    model=model,
+                    model_name=res.model,
+                    model_config=model_cfg,
+                    dataset=dataset,
+                    cfg=cfg.train,
+                    select=select if any(s.selects for s in stages) else None,
+                    device=device,
+                    seed=cfg.seed,
+                    ckpt_dir=rd.checkpoints,
+                    resume=res.resumed,
+                    progress=req.progress,
+                    on_validation=req.on_validation,
+                )
+            except RunInterrupted as exc:
+                exc.run_dir = rd.root
+                raise
         best = rd.checkpoints / "best.pt"
         if best.exists():
             payload = load_checkpoint(best, model=res.model, model_config=model_cfg)

@@ -236,11 +236,8 @@ def _finish_stopped(ckpt_dir: Path, dest: Path, step: int, plan: Plan, registry:
     partial = dest.parent / ".partial"
     shutil.rmtree(partial / dest.name, ignore_errors=True)
     shutil.copytree(ckpt_dir, partial / dest.name)
-    spec_path = partial / dest.name / "run.yaml"
-    spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-    spec["config"]["train"]["max_steps"] = step  # its budget was the steps it got
-    atomic_write_text(spec_path, yaml.safe_dump(spec, sort_keys=False))
     req = RunRequest(
+        evaluate_only=True,
         model=None,
         dataset=None,
         out=partial / dest.name,
