@@ -1,0 +1,314 @@
+"""ST-PixelCNN (paper Section 4.2): an autoregressive prior over the HR-VQVAE index tensors.
+
+Tokens: at every latent voxel (f, h, w) the n local indices k_1..k_n, with global paths
+g_i = g_{i-1}·M + k_i. Order: frame, then raster order within the frame, then layer
+1 -> n at each voxel (coarse to fine; a child codebook depends on its parent).
+
+* Input: x0 = Σ_i Emb_i[g_i]                              [B, Cp, F, H, W]
+* Type-A masked Conv3d (kernel (2,3,3)): previous frame fully visible; in the current frame
+  the row above and the left neighbour. No residual around it.  h0 = convA(x0) + P_t + P_h + P_w
+* N PixelBlocks: Rp gated residual blocks (type-B masked Conv3d, which also sees the centre)
+  then causal multi-head attention over the flattened (f, h, w) voxels (diagonal included,
+  legal after the type-A shift), q from h, k/v from [h, h0].
+* Heads: o = ELU(W ELU(h)); logits_1 = Lin_1(o); logits_i = Lin_i(ELU(o + E_i[g_{i-1}])),
+  i.e. p(k_1) p(k_2 | k_1) ... at each voxel (a hierarchical softmax over the leaf).
+
+:class:`IncrementalSampler` produces future tokens one voxel at a time with per-layer
+activation buffers and attention K/V caches: the work per voxel is one voxel through the
+network, and the result equals recomputing the whole network for every voxel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["STPixelCNN", "IncrementalSampler", "Chooser"]
+
+#: maps logits ``[B, M]`` to chosen local indices ``[B]``
+Chooser = Callable[[Tensor], Tensor]
+
+
+class MaskedConv3d(nn.Module):
+    """Causal Conv3d with kernel (2, 3, 3): taps (t-1, ·, ·) all on; at t the row above and the
+    left tap (type A), plus the centre (type B). Input is zero-padded 1 frame in front and 1
+    pixel on each side, so the output has the input's size."""
+
+    def __init__(self, cin: int, cout: int, mask_type: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, (2, 3, 3))
+        mask = torch.ones(2, 3, 3)
+        mask[1, 1, 1 if mask_type == "A" else 2 :] = 0  # current row: nothing right of (A: at) the centre
+        mask[1, 2, :] = 0  # current frame: no row below
+        self.register_buffer("mask", mask, persistent=False)
+
+    def masked_weight(self) -> Tensor:
+        return self.conv.weight * self.mask
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv3d(F.pad(x, (1, 1, 1, 1, 1, 0)), self.masked_weight(), self.conv.bias)
+
+
+class GatedBlock(nn.Module):
+    """h <- h + GLU(Conv1x1x1_{Cp->2Cp}(Dropout(ELU(MaskB(ELU(h))))))."""
+
+    def __init__(self, ch: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = MaskedConv3d(ch, ch, "B")
+        self.proj = nn.Conv3d(ch, 2 * ch, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h + F.glu(self.proj(self.drop(F.elu(self.conv(F.elu(h))))), dim=1)
+
+
+class CausalAttention(nn.Module):
+    """Causal multi-head attention over flattened voxels; q = Lin(LN(h)), k,v = Lin(LN([h, h0]))."""
+
+    def __init__(self, ch: int, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln_q, self.ln_kv = nn.LayerNorm(ch), nn.LayerNorm(2 * ch)
+        self.q, self.kv, self.out = nn.Linear(ch, dim), nn.Linear(2 * ch, 2 * dim), nn.Linear(dim, ch)
+        self.drop = nn.Dropout(dropout)
+
+    def qkv(self, h: Tensor, h0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Tokens ``[B, L, Cp]`` -> q, k, v ``[B, heads, L, A/heads]``."""
+        b, n, _ = h.shape
+        q = self.q(self.ln_q(h))
+        k, v = self.kv(self.ln_kv(torch.cat([h, h0], -1))).chunk(2, -1)
+        return tuple(t.view(b, n, self.heads, -1).transpose(1, 2) for t in (q, k, v))  # type: ignore[return-value]
+
+    def merge(self, h: Tensor, a: Tensor) -> Tensor:
+        """h + Dropout(Lin(heads merged)); ``a [B, heads, L, dh]``."""
+        b, _, n, _ = a.shape
+        return h + self.drop(self.out(a.transpose(1, 2).reshape(b, n, -1)))
+
+
+class STPixelCNN(nn.Module):
+    """The prior. Shapes: paths ``[B, n, F, H, W]`` -> trunk features ``[B, F, H, W, Cp]``."""
+
+    def __init__(
+        self,
+        layers: int,
+        branching: int,
+        grid: tuple[int, int],
+        max_frames: int,
+        channels: int,
+        blocks: int,
+        res_blocks: int,
+        attn_dim: int,
+        attn_heads: int,
+        attention: str,
+        window: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.n, self.m, self.grid, self.max_frames = layers, branching, grid, max_frames
+        self.attention, self.window = attention, window
+        cp = channels
+        self.path_emb = nn.ModuleList([nn.Embedding(branching ** (i + 1), cp) for i in range(layers)])
+        self.pos_t = nn.Parameter(torch.randn(max_frames, cp) * 0.02)
+        self.pos_h = nn.Parameter(torch.randn(grid[0], cp) * 0.02)
+        self.pos_w = nn.Parameter(torch.randn(grid[1], cp) * 0.02)
+        self.conv_a = MaskedConv3d(cp, cp, "A")
+        self.gated = nn.ModuleList(
+            [nn.ModuleList([GatedBlock(cp, dropout) for _ in range(res_blocks)]) for _ in range(blocks)]
+        )
+        self.attn = nn.ModuleList([CausalAttention(cp, attn_dim, attn_heads, dropout) for _ in range(blocks)])
+        self.out = nn.Linear(cp, cp)  # the 1x1x1 conv of the head
+        self.heads = nn.ModuleList([nn.Linear(cp, branching) for _ in range(layers)])
+        self.parent_emb = nn.ModuleList([nn.Embedding(branching ** (i + 1), cp) for i in range(layers - 1)])
+        for emb in [*self.path_emb, *self.parent_emb]:
+            nn.init.normal_(emb.weight, std=0.1)
+
+    # ------------------------------------------------------------------ full (parallel) pass
+
+    def embed(self, paths: Tensor) -> Tensor:
+        """x0 = Σ_i Emb_i[g_i]: ``[B, n, F, H, W] -> [B, Cp, F, H, W]``."""
+        x0 = sum(emb(paths[:, i]) for i, emb in enumerate(self.path_emb))
+        return x0.permute(0, 4, 1, 2, 3)  # type: ignore[union-attr]
+
+    def pos(self, f0: int, f1: int) -> Tensor:
+        """Axial position embedding for frames f0..f1-1: ``[Cp, F, H, W]``."""
+        p = self.pos_t[f0:f1, None, None] + self.pos_h[None, :, None] + self.pos_w[None, None, :]
+        return p.permute(3, 0, 1, 2)
+
+    def attend(self, attn: CausalAttention, h: Tensor, h0: Tensor, hw: int, record: list | None) -> Tensor:
+        """Attention sublayer over tokens ``[B, L, Cp]`` in raster (f, h, w) order."""
+        q, k, v = attn.qkv(h, h0)
+        if record is not None:
+            record.append((k, v))
+        if self.attention == "full":
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # window: frames f-window..f-1 fully, frame f causally
+            outs = []
+            tri = torch.ones(hw, hw, dtype=torch.bool, device=h.device).tril()
+            for f in range(q.shape[2] // hw):
+                lo = max(0, f - self.window) * hw
+                mask = torch.cat([tri.new_ones(hw, f * hw - lo), tri], 1)
+                outs.append(
+                    F.scaled_dot_product_attention(
+                        q[:, :, f * hw : (f + 1) * hw], k[:, :, lo : (f + 1) * hw], v[:, :, lo : (f + 1) * hw], mask
+                    )
+                )
+            a = torch.cat(outs, 2)
+        return attn.merge(h, a)
+
+    def trunk(self, paths: Tensor, record: dict | None = None) -> Tensor:
+        """Teacher-forced features ``o [B, F, H, W, Cp]`` for paths ``[B, n, F, H, W]``.
+
+        With ``record`` (a dict), stores what :class:`IncrementalSampler` caches: the inputs
+        of every masked conv and the attention keys/values.
+        """
+        b, _, f, hh, ww = paths.shape
+        if f > self.max_frames:
+            raise ValueError(f"{f} frames exceed the prior's max_frames={self.max_frames}")
+        x0 = self.embed(paths)
+        h0 = self.conv_a(x0) + self.pos(0, f)
+        conv_inputs: list[Tensor] = [x0]
+        kv: list = [] if record is not None else None  # type: ignore[assignment]
+        h = h0
+        tok0 = h0.flatten(2).transpose(1, 2)  # [B, L, Cp]
+        for gated, attn in zip(self.gated, self.attn):
+            for block in gated:
+                conv_inputs.append(h)
+                h = block(h)
+            tok = self.attend(attn, h.flatten(2).transpose(1, 2), tok0, hh * ww, kv)
+            h = tok.transpose(1, 2).reshape(b, -1, f, hh, ww)
+        if record is not None:
+            record["conv_inputs"], record["kv"] = conv_inputs, kv
+        return F.elu(self.out(F.elu(h.permute(0, 2, 3, 4, 1))))  # o = ELU(W ELU(h))
+
+    def head(self, i: int, o: Tensor, parent: Tensor | None) -> Tensor:
+        """Logits of layer i (0-based) ``[..., M]`` from features ``o [..., Cp]`` and the parent path."""
+        if i == 0:
+            return self.heads[0](o)
+        return self.heads[i](F.elu(o + self.parent_emb[i - 1](parent)))
+
+    def logits(self, paths: Tensor) -> list[Tensor]:
+        """Teacher-forced logits per layer, each ``[B, F, H, W, M]`` (ground-truth parents)."""
+        o = self.trunk(paths)
+        return [self.head(i, o, paths[:, i - 1] if i else None) for i in range(self.n)]
+
+    # ------------------------------------------------------------------------- sampling
+
+    def sample_uncached(self, paths_ctx: Tensor, horizon: int, choose: Chooser) -> Tensor:
+        """Reference sampler: recompute the trunk over frames <= f for every voxel.
+
+        ``paths_ctx [B, n, T, H, W]`` -> local indices of the future ``[B, n, S, H, W]``.
+        """
+        b, n, t, hh, ww = paths_ctx.shape
+        paths = torch.cat([paths_ctx, paths_ctx.new_zeros(b, n, horizon, hh, ww)], 2)
+        local = paths_ctx.new_zeros(b, n, horizon, hh, ww)
+        for f in range(t, t + horizon):
+            for y in range(hh):
+                for x in range(ww):
+                    o = self.trunk(paths[:, :, : f + 1])[:, f, y, x]
+                    ks, gs = choose_tree(self, o, choose)
+                    local[:, :, f - t, y, x] = ks
+                    paths[:, :, f, y, x] = gs
+        return local
+
+
+def choose_tree(prior: STPixelCNN, o: Tensor, choose: Chooser) -> tuple[Tensor, Tensor]:
+    """Pick k_1..k_n at one voxel, coarse to fine: ``o [B, Cp]`` -> (local, paths) ``[B, n]``."""
+    g: Tensor | None = None
+    ks, gs = [], []
+    for i in range(prior.n):
+        k = choose(prior.head(i, o, g))
+        g = k if g is None else g * prior.m + k
+        ks.append(k)
+        gs.append(g)
+    return torch.stack(ks, 1), torch.stack(gs, 1)
+
+
+class IncrementalSampler:
+    """Exact cached sampling: per-layer activation buffers and K/V caches, one voxel per step.
+
+    Each masked conv keeps its (zero-padded) input for all frames; the activation of every
+    layer at voxel v depends only on voxels before v, so once the token at v-1 is set, one
+    pass of voxel v through the network (a 2x3x3 patch per conv, one query per attention)
+    gives exactly the teacher-forced features at v.
+    """
+
+    def __init__(self, prior: STPixelCNN) -> None:
+        self.p = prior
+
+    @torch.no_grad()
+    def sample(self, paths_ctx: Tensor, horizon: int, choose: Chooser) -> Tensor:
+        """``paths_ctx [B, n, T, H, W]`` -> future local indices ``[B, n, S, H, W]``."""
+        p = self.p
+        b, n, t, hh, ww = paths_ctx.shape
+        total, hw = t + horizon, hh * ww
+        rec: dict = {}
+        p.trunk(paths_ctx, rec)  # context frames in one parallel pass
+        # padded conv-input buffers [B, C, 1 + F, H + 2, W + 2]; frame f sits at index f + 1
+        bufs = []
+        for x in rec["conv_inputs"]:
+            buf = x.new_zeros(b, x.shape[1], total + 1, hh + 2, ww + 2)
+            buf[:, :, 1 : t + 1, 1:-1, 1:-1] = x
+            bufs.append(buf)
+        kvs = []
+        for k, v in rec["kv"]:
+            kc = k.new_zeros(b, k.shape[1], total * hw, k.shape[3])
+            vc = v.new_zeros(b, v.shape[1], total * hw, v.shape[3])
+            kc[:, :, : t * hw], vc[:, :, : t * hw] = k, v
+            kvs.append((kc, vc))
+        convs = [p.conv_a.masked_weight().flatten(1)]
+        convs += [blk.conv.masked_weight().flatten(1) for g in p.gated for blk in g]
+        biases = [p.conv_a.conv.bias] + [blk.conv.conv.bias for g in p.gated for blk in g]
+        projs = [(blk.proj.weight.flatten(1), blk.proj.bias) for g in p.gated for blk in g]
+        local = paths_ctx.new_zeros(b, n, horizon, hh, ww)
+        # per-voxel ops are tiny: on CPU, extra intra-op threads only add synchronisation cost
+        threads = torch.get_num_threads()
+        if paths_ctx.device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            self._loop(bufs, kvs, convs, biases, projs, local, t, total, choose)
+        finally:
+            torch.set_num_threads(threads)
+        return local
+
+    def _loop(self, bufs, kvs, convs, biases, projs, local: Tensor, t: int, total: int, choose: Chooser) -> None:  # type: ignore[no-untyped-def]
+        p = self.p
+        hh, ww = p.grid
+        for f in range(t, total):
+            pos_f = p.pos_t[f]
+            for y in range(hh):
+                pos_fy = pos_f + p.pos_h[y]
+                for x in range(ww):
+                    o = self._voxel(bufs, kvs, convs, biases, projs, f, y, x, pos_fy + p.pos_w[x])
+                    ks, gs = choose_tree(p, o, choose)
+                    local[:, :, f - t, y, x] = ks
+                    # x0 at this voxel, for the type-A conv of later voxels
+                    bufs[0][:, :, f + 1, y + 1, x + 1] = sum(e(gs[:, i]) for i, e in enumerate(p.path_emb))
+
+    def _voxel(self, bufs, kvs, convs, biases, projs, f: int, y: int, x: int, pos: Tensor) -> Tensor:  # type: ignore[no-untyped-def]
+        p = self.p
+        b = bufs[0].shape[0]
+        hw = p.grid[0] * p.grid[1]
+        idx = f * hw + y * p.grid[1] + x
+
+        def patch(buf: Tensor) -> Tensor:  # [B, C*2*3*3], the receptive field of voxel (f, y, x)
+            return buf[:, :, f : f + 2, y : y + 3, x : x + 3].reshape(b, -1)
+
+        h0 = F.linear(patch(bufs[0]), convs[0], biases[0]) + pos  # [B, Cp]
+        h = h0
+        j = 0
+        for a_i, (gated, attn) in enumerate(zip(p.gated, p.attn)):
+            for _ in gated:
+                j += 1
+                bufs[j][:, :, f + 1, y + 1, x + 1] = h
+                c = F.elu(F.linear(F.elu(patch(bufs[j])), convs[j], biases[j]))
+                h = h + F.glu(F.linear(c, *projs[j - 1]), dim=-1)
+            kc, vc = kvs[a_i]
+            q, k, v = attn.qkv(h[:, None], h0[:, None])  # [B, heads, 1, dh]
+            kc[:, :, idx : idx + 1], vc[:, :, idx : idx + 1] = k, v
+            lo = max(0, f - p.window) * hw if p.attention == "window" else 0
+            a = F.scaled_dot_product_attention(q, kc[:, :, lo : idx + 1], vc[:, :, lo : idx + 1])
+            h = attn.merge(h[:, None], a)[:, 0]
+        return F.elu(p.out(F.elu(h)))

@@ -1,0 +1,336 @@
+"""S-HR-VQVAE plugin: codebook tree, causal prior, exact cached sampling, training paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vpbench import FrameShape
+from vpbench.errors import ConfigError
+from vpbench_shrvq import TINY
+from vpbench_shrvq.hrvq import HRQuantizer
+from vpbench_shrvq.model import SHRVQVAE
+from vpbench_shrvq.prior import IncrementalSampler, STPixelCNN
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+SMALL = FrameShape(1, 32, 32)
+
+
+def tiny(**over: object) -> SHRVQVAE.Config:
+    return SHRVQVAE.Config(**{**TINY, **over})
+
+
+def build(seed: int = 0, shape: FrameShape = SMALL, context: int = 3, horizon: int = 2, **over: object) -> SHRVQVAE:
+    torch.manual_seed(seed)
+    return SHRVQVAE(tiny(**over), shape, context, horizon)
+
+
+def clips(seed: int = 1, b: int = 2, f: int = 5, shape: FrameShape = SMALL) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, f, *shape.as_tuple(), generator=g)
+
+
+def paper_model(name: str, shape: FrameShape, context: int, horizon: int) -> SHRVQVAE:
+    data = yaml.safe_load((CONFIGS / f"shrvq-{name}.yaml").read_text())
+    return SHRVQVAE(SHRVQVAE.Config(**data["model"]), shape, context, horizon)
+
+
+def n_params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def small_prior(attention: str = "full", layers: int = 3) -> STPixelCNN:
+    torch.manual_seed(0)
+    return STPixelCNN(layers, 2, (3, 4), 6, 8, 2, 1, 8, 2, attention, 1, 0.0).eval()
+
+
+def random_paths(prior: STPixelCNN, b: int, f: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    local = torch.randint(prior.m, (b, f, *prior.grid, prior.n), generator=g)
+    q = HRQuantizer(prior.n, prior.m, 1, 0.25)
+    return q.paths_of(local).permute(0, 4, 1, 2, 3)  # [B, n, F, H, W]
+
+
+# ----------------------------------------------------------------------- codebook tree
+
+
+def test_quantizer_uses_the_child_codebook_of_the_chosen_parent_and_lookup_reproduces_the_sum() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=3, branching=3, dim=2, beta=0.25)
+    with torch.no_grad():  # hand-made tree: every child codebook distinct and shrinking
+        for i, cb in enumerate(q.codebooks):
+            cb.copy_(torch.randn(cb.shape) * 0.5**i)
+    z = torch.randn(200, 2)
+    out = q(z)
+    parent = torch.zeros(200, dtype=torch.long)
+    residual = z
+    for i in range(3):
+        k = out.local[:, i]
+        expected = q.codebooks[i][parent, k]
+        assert torch.equal(out.codes[i], expected)
+        # the n·M search equals a brute force over the parent's valid children (flat view)
+        flat = q.codebooks[i].detach().reshape(-1, 2)
+        children = parent[:, None] * 3 + torch.arange(3)
+        brute = (residual[:, None] - flat[children]).pow(2).sum(-1).argmin(1)
+        assert torch.equal(brute, k)
+        assert torch.equal(out.paths[:, i], parent * 3 + k)
+        residual = residual - expected.detach()
+        parent = out.paths[:, i]
+    assert torch.allclose(q.lookup(out.local), out.total.detach())
+    assert torch.allclose(q.lookup(out.local, upto=1), out.codes[0].detach())
+
+
+def test_residuals_shrink_layer_by_layer_after_data_dependent_init() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=3, branching=4, dim=2, beta=0.25)
+    z = torch.randn(2000, 2)
+    q.init_from_data(z, iters=10)
+    out = q(z)
+    errors = [(z - q.lookup(out.local, upto=i + 1)).pow(2).mean().item() for i in range(3)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.1 * z.pow(2).mean().item()
+
+
+def test_dead_children_are_reseeded_only_from_residuals_of_their_own_parent() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=2, branching=2, dim=2, beta=0.25)
+    z = torch.randn(500, 2)
+    q.init_from_data(z, iters=5)
+    out = q(z)
+    q.usage(1).fill_(10.0)
+    q.usage(1)[3] = 0.0  # child 1 of parent 1 is dead
+    assert q.restart_dead(out, threshold=1.0) == 1
+    routed = out.residuals[1][out.paths[:, 0] == 1]
+    new = q.codebooks[1][1, 1].detach()
+    assert (routed - new).abs().sum(1).min() == 0  # one of the parent's own residuals
+    assert q.usage(1)[3] == 1.0  # its statistics are reset
+
+
+# -------------------------------------------------------------------------------- prior
+
+
+@pytest.mark.parametrize("attention", ["full", "window"])
+def test_changing_a_token_never_changes_logits_that_precede_it(attention: str) -> None:
+    prior = small_prior(attention)
+    paths = random_paths(prior, 1, 4)
+    f, y, x = 2, 1, 2
+    base = [lg.detach() for lg in prior.logits(paths)]
+    flat = lambda t: t.reshape(-1, t.shape[-1])  # noqa: E731  (raster order over f, h, w)
+    p = (f * 3 + y) * 4 + x
+    # every layer of voxel p changed: head 1 at voxels <= p and all heads at voxels < p unchanged
+    changed = paths.clone()
+    changed[:, :, f, y, x] = (paths[:, :, f, y, x] + 1) % torch.tensor([2, 4, 8])
+    after = prior.logits(changed)
+    assert torch.allclose(flat(after[0])[: p + 1], flat(base[0])[: p + 1], atol=1e-6)
+    for i in (1, 2):
+        assert torch.allclose(flat(after[i])[:p], flat(base[i])[:p], atol=1e-6)
+    assert not torch.allclose(flat(after[0])[p + 1 :], flat(base[0])[p + 1 :])  # it does matter later
+    # only the finest layer changed: no head at voxel p moves
+    finest = paths.clone()
+    finest[:, 2, f, y, x] = finest[:, 2, f, y, x] ^ 1
+    after = prior.logits(finest)
+    for i in range(3):
+        assert torch.allclose(flat(after[i])[: p + 1], flat(base[i])[: p + 1], atol=1e-6)
+    # changing the layer-2 code at p may change head 3 at p (conditioned on its parent)
+    coarse = paths.clone()
+    coarse[:, 1, f, y, x] = coarse[:, 1, f, y, x] ^ 1
+    assert not torch.allclose(flat(prior.logits(coarse)[2])[p], flat(base[2])[p])
+
+
+@pytest.mark.parametrize("attention", ["full", "window"])
+def test_cached_sampler_equals_full_recomputation(attention: str) -> None:
+    prior = small_prior(attention)
+    ctx = random_paths(prior, 2, 2)
+    greedy = lambda lg: lg.argmax(-1)  # noqa: E731
+    cached = IncrementalSampler(prior).sample(ctx, 3, greedy)
+    with torch.no_grad():
+        full = prior.sample_uncached(ctx, 3, greedy)
+    assert torch.equal(cached, full)
+    # the cached trunk features equal the teacher-forced ones on the sampled tokens
+    q = HRQuantizer(3, 2, 1, 0.25)
+    paths = torch.cat([ctx, q.paths_of(cached, dim=1)], 2)
+    tf = prior.logits(paths)[0][:, 2:]
+    assert tf.argmax(-1).equal(cached[:, 0])
+    # multinomial sampling draws the same tokens from the same random stream
+    draw = lambda lg: torch.multinomial(lg.softmax(-1), 1)[:, 0]  # noqa: E731
+    torch.manual_seed(5)
+    a = IncrementalSampler(prior).sample(ctx, 2, draw)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        b = prior.sample_uncached(ctx, 2, draw)
+    assert torch.equal(a, b)
+
+
+def test_model_predict_cached_and_uncached_agree() -> None:
+    m = build()
+    ctx = clips()[:, :3]
+    assert torch.equal(m.predict_indices(ctx, 2, cached=True), m.predict_indices(ctx, 2, cached=False))
+    out = m.predict(ctx, 2)
+    assert out.shape == (2, 2, 1, 32, 32) and out.min() >= 0 and out.max() <= 1
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def test_disjoint_and_joint_stage_layouts() -> None:
+    m = build()
+    names = [(s.name, s.selects) for s in m.stages()]
+    assert names == [("autoencoder", False), ("prior", True)]
+    j = build(training="joint", ae_fraction=0.4, joint_fraction=0.3)
+    stages = j.stages()
+    assert [s.name for s in stages] == ["autoencoder", "prior", "joint"]
+    assert sum(s.fraction for s in stages) == pytest.approx(1.0)
+    assert all(s.lr == 3e-4 for s in stages)
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(stages[2].parameters()) == ids(j.prior.parameters()) | ids(j.decoder.parameters())
+    assert ids(stages[1].parameters()) == ids(j.prior.parameters())
+
+
+def test_joint_step_trains_decoder_and_prior_but_not_encoder_or_codebooks() -> None:
+    m = build(training="joint")
+    x = clips()
+    m.init_codebooks(x)
+    out = m.joint_loss(x)
+    out.loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.decoder.parameters())
+    assert m.prior.heads[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in m.encoder.parameters())
+    assert all(p.grad is None for p in m.quantizer.parameters())
+    assert out.logs["sse_frame"] > 0
+
+
+def test_reconstruction_term_alone_reaches_the_prior_through_the_straight_through_codes() -> None:
+    m = build(training="joint", joint_lambda=1.0)
+    x = clips()
+    m.init_codebooks(x)
+    ce = m._ce(m.prior.logits(m._targets(x)), m._targets(x))[0]
+    total = m.joint_loss(x).loss
+    (total - ce * m.grid[0] * m.grid[1]).backward()  # the λ·SSE term only
+    assert m.prior.heads[0].weight.grad.abs().sum() > 0
+    assert m.prior.conv_a.conv.weight.grad.abs().sum() > 0
+
+
+def test_autoencoder_stage_trains_encoder_codebooks_and_decoder() -> None:
+    m = build()
+    x = clips()
+    ae = m.stages()[0]
+    ae.on_start(x)  # type: ignore[misc]
+    ae.step(x, 0).loss.backward()
+    for part in (m.encoder, m.quantizer, m.decoder):
+        assert all(p.grad is not None for p in part.parameters())
+    assert all(p.grad is None for p in m.prior.parameters())
+    ae.after_step(x, 49)  # type: ignore[misc]  # restart pass runs without error
+
+
+def test_prior_step_learns_on_frozen_indices() -> None:
+    m = build()
+    x = clips()
+    m.init_codebooks(x)
+    stage = m.stages()[1]
+    opt = torch.optim.Adam(stage.parameters(), 3e-3)
+    first = stage.step(x, 0).loss.item()
+    for i in range(15):
+        opt.zero_grad()
+        stage.step(x, i).loss.backward()
+        opt.step()
+    assert stage.step(x, 16).loss.item() < first
+    assert all(p.grad is None for p in m.encoder.parameters())
+
+
+# ------------------------------------------------------------------- state and errors
+
+
+def test_state_dict_round_trip_gives_the_same_predictions(tmp_path: Path) -> None:
+    m = build(seed=0)
+    m.init_codebooks(clips())
+    torch.save(m.state_dict(), tmp_path / "m.pt")
+    other = build(seed=7)
+    other.load_state_dict(torch.load(tmp_path / "m.pt"))
+    ctx = clips()[:, :3]
+    assert torch.equal(m.predict(ctx, 2), other.predict(ctx, 2))
+
+
+def test_same_seed_gives_same_weights_losses_and_samples() -> None:
+    runs = []
+    for _ in range(2):
+        m = build(seed=3, sampling="sample")
+        m.init_codebooks(clips())
+        loss = m.autoencoder_loss(clips()).loss.item()
+        torch.manual_seed(11)
+        runs.append((loss, m.predict(clips()[:, :3], 2)))
+    assert runs[0][0] == runs[1][0]
+    assert torch.equal(runs[0][1], runs[1][1])
+
+
+def test_checkpoint_from_another_config_fails_on_shape_mismatch() -> None:
+    m = build(branching=2)
+    other = build(branching=3)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        other.load_state_dict(m.state_dict())
+
+
+def test_latent_grid_that_does_not_fit_the_frame_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="latent_size"):
+        SHRVQVAE(SHRVQVAE.Config(latent_size=16), FrameShape(1, 32, 32), 10, 10)
+    with pytest.raises(ConfigError, match="stride"):
+        SHRVQVAE(SHRVQVAE.Config(), FrameShape(1, 30, 30), 10, 10)
+    with pytest.raises(ConfigError, match="max_frames"):
+        SHRVQVAE(SHRVQVAE.Config(max_frames=20), FrameShape(1, 64, 64), 10, 20)
+
+
+def test_unknown_config_key_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        SHRVQVAE.Config(branchig=4)  # type: ignore[call-arg]
+
+
+# ------------------------------------------------------------------ paper configurations
+
+
+def test_paper_configs_have_the_exact_parameter_budget() -> None:
+    mm = paper_model("mmnist", FrameShape(1, 64, 64), 10, 10)
+    assert n_params(mm) == 1_136_905
+    assert n_params(mm.prior) == 948_020
+    kth = paper_model("kth", FrameShape(3, 128, 128), 10, 20)
+    assert n_params(kth) == 1_135_695
+    assert n_params(kth.prior) == 937_860
+
+
+def test_paper_configs_have_table_1_compression_ratios() -> None:
+    assert paper_model("mmnist", FrameShape(1, 64, 64), 10, 10).compression_ratio() == pytest.approx(21.333, abs=1e-3)
+    assert paper_model("kth", FrameShape(3, 128, 128), 10, 20).compression_ratio() == pytest.approx(42.667, abs=1e-3)
+
+
+@pytest.mark.parametrize(("layers", "branching"), [(1, 64), (6, 2)])
+def test_table_3_variants_are_expressible(layers: int, branching: int) -> None:
+    m = build(layers=layers, branching=branching)
+    assert len(m.quantizer.codebooks) == layers
+    assert m.quantizer.codebooks[-1].shape[:2] == (branching ** (layers - 1), branching)
+    assert m.predict(clips()[:1, :3], 1).shape == (1, 1, 1, 32, 32)
+
+
+def test_artifacts_write_layer_reconstructions_and_report_the_compression_ratio(tmp_path: Path) -> None:
+    m = build(stride=4, layers=3, branching=4, latent_dim=4)
+    frames = clips(b=1, f=3)[0]
+    m.init_codebooks(frames[None])
+    facts = m.artifacts(tmp_path, frames)
+    png = tmp_path / facts["layer_reconstructions"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert facts["compression_ratio"] == pytest.approx(32 * 32 * 8 / (8 * 8 * 6), abs=1e-3)
+    assert len(facts["prefix_recon_mse"]) == 3
+
+
+def test_plugin_registers_the_model_with_a_tiny_variant() -> None:
+    from vpbench.plugins import get_registry
+
+    spec = get_registry().models.get("shrvq")
+    assert spec.load() is SHRVQVAE
+    assert spec.tiny == TINY and spec.paper
+
+
+def test_glyphs_config_builds_for_the_embedded_dataset() -> None:
+    m = paper_model("glyphs", FrameShape(1, 64, 64), 10, 10)
+    assert m.grid == (8, 8)
+    assert [s.name for s in m.stages()] == ["autoencoder", "prior"]
