@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import threading
 import zipfile
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -228,19 +224,6 @@ def test_checksum_changes_with_the_data_and_the_config(root: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- prepare
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", folder
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_prepare_downloads_the_six_action_zips_extracts_and_decodes(

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import struct
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -224,19 +220,6 @@ def test_real_digits_make_a_generated_run_ready(shared_data: Path, tmp_path: Pat
 
 
 # ------------------------------------------------------------------------------- prepare
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    folder = tmp_path / "mirror"
-    folder.mkdir()
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", folder
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_prepare_downloads_from_the_first_working_mirror_and_verifies(

@@ -3,7 +3,6 @@ committed leaderboard, corrupt records and concurrent record writes."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import shutil
 from io import StringIO

@@ -17,7 +17,6 @@ from types import FrameType
 from typing import Any
 
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
 from ..components import BoundMetric

@@ -193,7 +193,7 @@ def readme_md(board: Board) -> str:
 
 
 def page_md(db: DatasetBoard) -> str:
-    out = [HEADER, "", f"[All leaderboards](README.md)", "", CONVENTIONS, ""]
+    out = [HEADER, "", "[All leaderboards](README.md)", "", CONVENTIONS, ""]
     return _finish(out + dataset_md(db, 1))
 
 
