@@ -51,4 +51,5 @@ def command(
     facts = profile_model(net, context=spec.context, horizon=spec.horizon, device=dev, batch_size=batch_size, repeats=repeats)
     click.echo(f"{model} on {dataset} ({'x'.join(map(str, spec.frame_shape))}, {spec.context}->{spec.horizon}), device {dev}"
                + (f", config {source}" if source else ""))
-    click.echo(tabulate([[k, v] for k, v in facts.items()], ["quantity", "value"], floatfmt=",.4g", intfmt=","))
+    rows = [[k, f"{v:,}" if isinstance(v, int) else f"{v:,.3f}"] for k, v in facts.items()]
+    click.echo(tabulate(rows, ["quantity", "value"], colalign=("left", "right"), disable_numparse=True))
