@@ -27,7 +27,7 @@ from ..visualize import plot_per_frame, save_strip
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
 from .rng import seed_everything
-from .train import RunInterrupted, TrainState, ValidationCallback, train
+from .train import RunInterrupted, Trainer, TrainState, ValidationCallback
 
 __all__ = ["RunRequest", "RunDir", "resolve_request", "execute_run"]
 
@@ -217,7 +217,7 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
             state = _stopped_state(rd, res.model, model_cfg, model)
         else:
             try:
-                state = train(
+                state = Trainer(
                     model=model,
                     model_name=res.model,
                     model_config=model_cfg,
@@ -227,10 +227,9 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
                     device=device,
                     seed=cfg.seed,
                     ckpt_dir=rd.checkpoints,
-                    resume=res.resumed,
                     progress=req.progress,
                     on_validation=req.on_validation,
-                )
+                ).run(res.resumed)
             except RunInterrupted as exc:
                 exc.run_dir = rd.root
                 raise

@@ -28,7 +28,7 @@ from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .evaluate import evaluate
 from .rng import capture_rng, restore_rng
 
-__all__ = ["RunInterrupted", "TrainState", "ValidationCallback", "allocate_steps", "train"]
+__all__ = ["RunInterrupted", "Trainer", "TrainState", "ValidationCallback", "allocate_steps"]
 
 #: ``callback(step, {"val_<metric>": value, ...}, checkpoint_dir)``, called after each
 #: validation pass, once ``checkpoint_dir/last.pt`` holds the state at ``step``.
@@ -97,7 +97,10 @@ def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManag
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
-class _Trainer:
+class Trainer:
+    """Trains a model through its stages; ``run(resume)`` leaves ``last.pt`` and (when
+    selecting) ``best.pt`` in ``ckpt_dir``."""
+
     def __init__(
         self,
         *,
@@ -110,7 +113,7 @@ class _Trainer:
         device: torch.device,
         seed: int,
         ckpt_dir: Path,
-        progress: bool,
+        progress: bool = True,
         on_validation: ValidationCallback | None = None,
     ) -> None:
         self.on_validation = on_validation
@@ -303,34 +306,3 @@ class _Trainer:
             for p in self.model.parameters():
                 p.requires_grad_(True)
 
-
-def train(
-    *,
-    model: VideoModel,
-    model_name: str,
-    model_config: dict[str, Any],
-    dataset: VideoDataset,
-    cfg: TrainConfig,
-    select: BoundMetric | None,
-    device: torch.device,
-    seed: int,
-    ckpt_dir: Path,
-    resume: bool,
-    progress: bool = True,
-    on_validation: ValidationCallback | None = None,
-) -> TrainState:
-    """Train ``model`` through its stages; leaves ``last.pt`` and (when selecting) ``best.pt``."""
-    trainer = _Trainer(
-        model=model,
-        model_name=model_name,
-        model_config=model_config,
-        dataset=dataset,
-        cfg=cfg,
-        select=select,
-        device=device,
-        seed=seed,
-        ckpt_dir=ckpt_dir,
-        progress=progress,
-        on_validation=on_validation,
-    )
-    return trainer.run(resume)
