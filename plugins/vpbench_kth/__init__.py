@@ -17,7 +17,7 @@ def register_datasets(register: Callable[[vpbench.DatasetSpec], None]) -> None:
         vpbench.DatasetSpec(
             name="kth",
             target="vpbench_kth.dataset:KTH",
-            description="KTH actions, 10 -> 20 at 128x128 grey, persons 1-16 train / 17-25 test (OpenSTL clips)",
+            description="KTH actions, 10 -> 20 at 128x128 grey, persons 1-14 train, 15-16 val, 17-25 test (OpenSTL clips)",
             frame_shape=(1, 128, 128),
             context=10,
             horizon=20,
