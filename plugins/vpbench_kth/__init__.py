@@ -1,7 +1,8 @@
 """KTH human actions (Schuldt et al. 2004) as the OpenSTL / PredRNN tables use it.
 
 10 -> 20 frames at 128x128, grey channel 0, bilinear resize from 160x120, persons 1-16
-train / 17-25 test. The dataset code lives in :mod:`vpbench_kth.dataset`.
+train / 17-25 test, of which persons 15-16 validate by default so that model selection never
+sees a test person. The dataset code lives in :mod:`vpbench_kth.dataset`.
 """
 
 from __future__ import annotations
