@@ -26,6 +26,7 @@ __all__ = [
     "default_config_file",
     "load_yaml",
     "apply_overrides",
+    "set_dotted",
     "validate_section",
     "build_run_config",
 ]
@@ -102,21 +103,28 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 def apply_overrides(base: Mapping[str, Any], sets: Sequence[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` overrides; values are parsed as YAML scalars/lists."""
-    out: dict[str, Any] = _deep_copy(base)
+    values: dict[str, Any] = {}
     for item in sets:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"bad --set {item!r}: expected KEY=VALUE, e.g. --set train.max_steps=200")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
-            value = raw
-        parts = key.strip().split(".")
+            values[key.strip()] = raw
+    return set_dotted(base, values)
+
+
+def set_dotted(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the nested config ``data`` with each dotted key of ``values`` set."""
+    out: dict[str, Any] = _deep_copy(data)
+    for key, value in values.items():
+        parts = key.split(".")
         node = out
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"bad --set {item!r}: {part!r} is not a section")
+                raise ConfigError(f"config key {key!r}: {part!r} is not a section")
             node = child
         node[parts[-1]] = value
     return out

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_yaml
+from ..config import set_dotted as _set_dotted
 from ..errors import ConfigError
 
 __all__ = ["KINDS", "Domain", "SearchSpace", "load_search_space", "parse_search_space", "set_dotted", "plain"]
@@ -159,19 +160,5 @@ def plain(value: Any) -> Any:
 
 
 def set_dotted(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the nested config ``data`` with each dotted key of ``values`` set."""
-    out: dict[str, Any] = _copy(data)
-    for key, value in values.items():
-        parts = key.split(".")
-        node = out
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"config key {key!r}: {part!r} is not a section")
-            node = child
-        node[parts[-1]] = plain(value)
-    return out
-
-
-def _copy(d: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _copy(v) if isinstance(v, Mapping) else v for k, v in d.items()}
+    """:func:`vpbench.config.set_dotted` with Ray's numpy scalars turned into plain values."""
+    return _set_dotted(data, {k: plain(v) for k, v in values.items()})
