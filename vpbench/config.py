@@ -64,7 +64,7 @@ class RunConfig(ComponentConfig):
     dataset: dict[str, Any] = Field(default_factory=dict, description="overrides of the dataset's config")
     train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
     eval: EvalConfig = Field(default_factory=EvalConfig)  # type: ignore[arg-type]
-    seed: int = Field(0, description="seed for weights, data order and sampling")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seed for weights, data order and sampling (0 to 2**32-1)")
 
 
 def configs_dir() -> Path:
@@ -87,6 +87,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 YAML"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

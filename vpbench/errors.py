@@ -16,6 +16,8 @@ __all__ = [
     "CheckpointError",
     "PluginError",
     "TrainingError",
+    "StorageError",
+    "RunLockedError",
 ]
 
 
@@ -50,3 +52,11 @@ class PluginError(VpbenchError):
 
 class TrainingError(VpbenchError):
     """Training diverged (a non-finite loss); the message says which knob to turn."""
+
+
+class StorageError(VpbenchError):
+    """A file or folder that cannot be written: read-only, full, or not a folder."""
+
+
+class RunLockedError(VpbenchError):
+    """A run directory that another vpbench process is writing."""

@@ -22,9 +22,20 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was given but no CUDA GPU is visible; use --device cpu or auto")
     try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda") from exc
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+    if device.type == "cuda":
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible; use cuda:0 or auto"
+            )
+        return device
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return device
+    if device.type != "cpu":
+        raise ConfigError(f"--device {name} cannot train or evaluate a model here; use auto, cpu or cuda")
+    return device
 
 
 def _cpu_model() -> str:

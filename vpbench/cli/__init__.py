@@ -61,21 +61,36 @@ def build_cli(pm: pluggy.PluginManager) -> click.Group:
     return cli
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
+def _usage_line(exc: click.UsageError) -> str:
+    """A click usage error on one line, with the help command that explains the flags."""
+    ctx = exc.ctx
+    path = ctx.command_path if ctx is not None else "vpbench"
+    return f"error: {exc.format_message()}; see `{path} --help`"
+
+
+def main(argv: Sequence[str] | None = None, plugins: Sequence[object] = ()) -> None:
+    """Console-script entry point (``plugins``: extra plugin objects, e.g. in tests).
+
+    User errors (:class:`VpbenchError`, bad flags) print one line and exit with status 2.
+    Any other exception is a bug and keeps its traceback.
+    """
     from ..plugins import get_plugin_manager
 
     try:
-        cli = build_cli(get_plugin_manager())
+        cli = build_cli(get_plugin_manager(plugins))
         cli.main(args=list(argv) if argv is not None else None, prog_name="vpbench", standalone_mode=False)
     except VpbenchError as exc:
-        click.echo(f"error: {exc}", err=True)
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        click.echo(f"error: {message}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(_usage_line(exc), err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

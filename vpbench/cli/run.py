@@ -50,7 +50,7 @@ def metrics_table(record: object) -> str:
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML overrides; default configs/<model>-<dataset>.yaml when present.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key, e.g. train.max_steps=200 or model.training=joint. Repeatable.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--seed", type=int, help="Seed for weights, data order and sampling (default: config's, 0).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="Seed for weights, data order and sampling (default: config's, 0).")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<model>-<dataset>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out to the same result.")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="VPBENCH_DATA", help="Where datasets live (default $VPBENCH_DATA or ~/.cache/vpbench).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from ..records import ComponentInfo, MetricResult, RunRecord, TrainSummary, writ
 from ..visualize import plot_per_frame, save_strip
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
+from .guards import check_run_dir, check_trainable, check_compare
 from .rng import seed_everything
+from .rundir import run_lock
 from .train import RunInterrupted, Trainer, TrainState, ValidationCallback
 
 __all__ = ["RunRequest", "RunDir", "resolve_request", "execute_run"]
@@ -100,6 +103,7 @@ def resolve_request(req: RunRequest, registry: Registry) -> Resolved:
         if req.out is None:
             raise ConfigError("--resume needs --out DIR naming the run directory to continue")
         rd = RunDir(req.out)
+        check_compare(registry, req.compare)
         if not rd.spec.is_file():
             raise ConfigError(f"{req.out} is not a vpbench run directory (no run.yaml); start a new run instead")
         if rd.record.exists():
@@ -107,6 +111,10 @@ def resolve_request(req: RunRequest, registry: Registry) -> Resolved:
         if req.config_file is not None or req.sets:
             raise ConfigError("--resume continues a run with its saved config; drop --config/--set")
         saved = load_yaml(rd.spec)
+        if not isinstance(saved.get("model"), str) or not isinstance(saved.get("dataset"), str) or not isinstance(
+            saved.get("config"), dict
+        ):
+            raise ConfigError(f"{rd.spec} is not a vpbench run spec (needs model, dataset, config); start a new run")
         for flag, value in (("model", req.model), ("dataset", req.dataset)):
             if value is not None and value != saved.get(flag):
                 raise ConfigError(f"--{flag} {value} does not match the run being resumed ({saved.get(flag)})")
@@ -119,6 +127,7 @@ def resolve_request(req: RunRequest, registry: Registry) -> Resolved:
         raise ConfigError("vpbench run needs --model and --dataset (see `vpbench plugins`)")
     registry.models.get(req.model)  # unknown names fail here, listing the valid ones
     registry.datasets.get(req.dataset)
+    check_compare(registry, req.compare)
     source = req.config_file or default_config_file(req.model, req.dataset)
     data: dict[str, Any] = load_yaml(source) if source is not None else {}
     data = apply_overrides(data, req.sets)
@@ -127,10 +136,7 @@ def resolve_request(req: RunRequest, registry: Registry) -> Resolved:
     config = build_run_config(data)
     out = req.out or Path("runs") / f"{req.model}-{req.dataset}-{_timestamp()}"
     rd = RunDir(out)
-    if rd.record.exists():
-        raise ConfigError(f"{out} already holds a finished run; choose another --out")
-    if rd.spec.exists():
-        raise ConfigError(f"{out} holds an unfinished run; continue it with --resume --out {out} or choose another --out")
+    check_run_dir(rd.root, resume=False)
     return Resolved(req.model, req.dataset, config, str(source) if source else None, rd, False)
 
 
@@ -166,11 +172,20 @@ def _stopped_state(rd: RunDir, model_name: str, model_cfg: dict[str, Any], model
         raise ConfigError(f"{rd.root} has no checkpoint to evaluate; train it with --resume instead")
     payload = load_checkpoint(last, model=model_name, model_config=model_cfg)
     load_model_state(model, payload["state_dict"], last)
-    return TrainState(**payload["train_state"])
+    return TrainState.from_checkpoint(payload.get("train_state"), last)
 
 
 def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tuple[RunRecord, Path]:
-    """Run (or resume) a benchmark run; return its record and its directory."""
+    """Run (or resume) a benchmark run; return its record and its directory.
+
+    Every check of the request runs before anything is written to the run directory; the
+    directory is then locked against a second writer until the run ends.
+    """
+    with ExitStack() as stack:
+        return _execute_run(req, registry, echo, stack)
+
+
+def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitStack) -> tuple[RunRecord, Path]:
     t0 = time.monotonic()
     res = resolve_request(req, registry)
     cfg = res.config
@@ -192,9 +207,16 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
     for name, why in unavailable.items():
         echo(f"warning: metric {name} unavailable: {why}")
 
+    stages = model.stages()
+    select = None
+    if stages and cfg.train.max_steps > 0:
+        select = _select_metric(metrics, registry, cfg.train.select_metric)
+        check_trainable(stages, cfg.train, dataset, needs_val=any(s.selects for s in stages))
+
     rd = res.run_dir
+    stack.enter_context(run_lock(rd.root))  # nothing was written before this line
+    check_run_dir(rd.root, resume=res.resumed)  # again, now that no other process can write it
     if not res.resumed:
-        rd.root.mkdir(parents=True, exist_ok=True)
         spec = {
             "model": res.model,
             "dataset": res.dataset,
@@ -208,11 +230,8 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
         }
         atomic_write_text(rd.spec, yaml.safe_dump(spec, sort_keys=False))
 
-    stages = model.stages()
     state: TrainState | None = None
-    select = None
-    if stages and cfg.train.max_steps > 0:
-        select = _select_metric(metrics, registry, cfg.train.select_metric)
+    if select is not None:
         if req.evaluate_only:
             state = _stopped_state(rd, res.model, model_cfg, model)
         else:
@@ -241,7 +260,7 @@ def execute_run(req: RunRequest, registry: Registry, echo: Echo = print) -> tupl
 
     predictors: dict[str, Predictor] = {res.model: model.predict}
     for name in req.compare:
-        if name != res.model and name in registry.models:
+        if name != res.model:
             base = build_model(registry, name, {}, shape, dataset.context, dataset.horizon).to(device)
             predictors[name] = base.predict
     results = evaluate(

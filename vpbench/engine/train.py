@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..components import BoundMetric
 from ..config import TrainConfig
-from ..errors import ConfigError, TrainingError
+from ..errors import CheckpointError, ConfigError, TrainingError
 from ..interfaces import Stage, VideoDataset, VideoModel
 from .batches import train_batches
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
@@ -57,6 +57,26 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     stage_log: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0
+
+    @classmethod
+    def from_checkpoint(cls, data: object, path: Path) -> TrainState:
+        """The state saved in a checkpoint; a malformed one is a :class:`CheckpointError`."""
+        types: dict[str, tuple[type, ...]] = {
+            "global_step": (int,), "stage_index": (int,), "stage_step": (int,), "best_value": (float, int, type(None)),
+            "best_step": (int, type(None)), "last_validated": (int,), "history": (list,), "stage_log": (list,),
+            "wall_time_s": (float, int),
+        }
+        bad = f"checkpoint {path} has a malformed train_state"
+        if not isinstance(data, dict) or set(data) != set(types):
+            keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise CheckpointError(f"{bad} (keys {keys}); delete it to restart the run, or point --out at another run")
+        for key, allowed in types.items():
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                raise CheckpointError(f"{bad} ({key}={value!r}); delete it to restart the run, or point --out at another run")
+        if min(data["global_step"], data["stage_index"], data["stage_step"]) < 0:
+            raise CheckpointError(f"{bad} (negative step); delete it to restart the run, or point --out at another run")
+        return cls(**data)
 
 
 def allocate_steps(fractions: list[float], total: int) -> list[int]:
@@ -170,14 +190,15 @@ class Trainer:
             )["model"]
         self.model.train()
         value = res.metrics[sel.protocol][sel.name].mean
-        state.last_validated = state.global_step
         better = state.best_value is None or (
             value > state.best_value if sel.higher_is_better else value < state.best_value
         )
-        if better and value == value:  # NaN never wins
-            state.best_value, state.best_step = value, state.global_step
-            self._save_best(state)
-        state.history.append({"step": state.global_step, f"val_{sel.name}": value})
+        with _defer_sigint():  # best.pt, the best fields and the history change together
+            if better and value == value:  # NaN never wins
+                self._save_best(state)
+                state.best_value, state.best_step = value, state.global_step
+            state.history.append({"step": state.global_step, f"val_{sel.name}": value})
+            state.last_validated = state.global_step
         bar.set_postfix({f"val_{sel.name}": f"{value:.4g}", "best@": state.best_step})
         if self.on_validation is not None:
             self.on_validation(state.global_step, {f"val_{sel.name}": value}, self.ckpt_dir)
@@ -191,7 +212,7 @@ class Trainer:
         if resume and self.last.exists():
             payload = load_checkpoint(self.last, model=self.model_name, model_config=self.model_config)
             load_model_state(self.model, payload["state_dict"], self.last)
-            state = TrainState(**payload["train_state"])
+            state = TrainState.from_checkpoint(payload.get("train_state"), self.last)
         self.model.to(self.device).train()
         started = time.monotonic() - state.wall_time_s
         total = sum(budgets)
@@ -202,9 +223,13 @@ class Trainer:
                     continue
                 self._run_stage(index, stage, budget, state, payload if index == state.stage_index else None, bar, started)
                 payload = None
-                state.stage_index, state.stage_step = index + 1, 0
-                state.wall_time_s = time.monotonic() - started
-                self._save_last(state, None, capture_rng())
+                try:
+                    with _defer_sigint():
+                        state.stage_index, state.stage_step = index + 1, 0
+                        state.wall_time_s = time.monotonic() - started
+                        self._save_last(state, None, capture_rng())
+                except KeyboardInterrupt:
+                    raise RunInterrupted(state.global_step) from None
         finally:
             bar.close()
         state.wall_time_s = time.monotonic() - started
@@ -229,9 +254,15 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=self.cfg.amp == "fp16" and self.device.type == "cuda")
         resuming = payload is not None and state.stage_step > 0
         if payload is not None:
-            if resuming and opt is not None and payload.get("optimizer") is not None:
-                opt.load_state_dict(payload["optimizer"])
-            restore_rng(payload["rng"])
+            try:
+                if resuming and opt is not None and payload.get("optimizer") is not None:
+                    opt.load_state_dict(payload["optimizer"])
+                restore_rng(payload["rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+                raise CheckpointError(
+                    f"checkpoint {self.last} has a malformed optimizer or random state ({type(exc).__name__}); "
+                    f"delete it to restart the run, or point --out at another run"
+                ) from None
         if len(state.stage_log) <= index:
             state.stage_log.append({"name": stage.name, "steps": budget, "lr": lr, "selects": stage.selects})
         batches = train_batches(
@@ -242,18 +273,19 @@ class Trainer:
             num_workers=self.cfg.num_workers,
         )
         bar.set_description(f"train [{stage.name}]")
-        if (
-            resuming
-            and stage.selects
-            and self.select is not None
-            and state.global_step % self.cfg.eval_every == 0
-            and state.last_validated < state.global_step
-        ):
-            self._validate(state, bar)
+        # `rng` is always the random state after the last finished step (or at the stage's
+        # start): whatever moment Ctrl-C lands at, the saved state continues exactly
         rng = capture_rng()
         try:
+            if (
+                resuming
+                and stage.selects
+                and self.select is not None
+                and (state.global_step % self.cfg.eval_every == 0 or state.stage_step == budget)
+                and state.last_validated < state.global_step
+            ):
+                self._validate(state, bar)  # the interrupted run had not finished this validation
             while state.stage_step < budget:
-                rng = capture_rng()
                 batch = next(batches).to(self.device, non_blocking=True)
                 if state.stage_step == 0 and stage.on_start is not None:
                     with torch.no_grad():
@@ -281,6 +313,7 @@ class Trainer:
                             stage.after_step(batch, state.global_step)
                     state.global_step += 1
                     state.stage_step += 1
+                    rng = capture_rng()
                 bar.update(1)
                 if state.stage_step % 10 == 0 or state.stage_step == budget:
                     bar.set_postfix({"loss": f"{loss.item():.4g}", **{k: f"{v:.3g}" for k, v in list(out.logs.items())[:3]}})
@@ -291,16 +324,16 @@ class Trainer:
                 if (state.global_step % self.cfg.checkpoint_every == 0 and not done) or (
                     validate and self.on_validation is not None
                 ):
-                    rng = capture_rng()
                     state.wall_time_s = time.monotonic() - started
                     self._save_last(state, opt, rng)
                 if validate:
                     self._validate(state, bar)
         except KeyboardInterrupt:
             # the model and optimiser are at the end of step `global_step`; `rng` is the state
-            # captured right after it, before the interrupted step consumed anything
+            # captured right after it, before anything later consumed random numbers
             state.wall_time_s = time.monotonic() - started
-            self._save_last(state, opt, rng)
+            with _defer_sigint():
+                self._save_last(state, opt, rng)
             raise RunInterrupted(state.global_step) from None
         finally:
             for p in self.model.parameters():
