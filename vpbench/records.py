@@ -103,7 +103,7 @@ def read_record(path: Path) -> RunRecord:
     """Parse a record; a corrupt or foreign file raises DataError naming it."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or not UTF-8
         raise DataError(f"run record {path} is not readable JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else None

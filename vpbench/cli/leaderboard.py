@@ -23,6 +23,14 @@ one file per table. --out FILE writes every table into that one file.
 
 
 def _is_dir_target(out: Path) -> bool:
+    """A folder (existing, or a new name without a suffix); an existing file without a suffix is refused."""
+    from ..errors import ConfigError
+
+    if out.exists() and not out.is_dir() and out.suffix == "":
+        raise ConfigError(
+            f"--out {out} is an existing file, not a folder; give a folder for the site (or a FILE.md/.csv/.tex "
+            f"for one file of tables)"
+        )
     return out.is_dir() or out.suffix == ""
 
 
@@ -44,11 +52,11 @@ def command(app: object, dataset: str | None, records_dir: Path, fmt: str, out: 
     """
     from ..leaderboard import build_board, load_records, load_reported, render_flat, write_site, write_table_files
 
+    site = out is not None and _is_dir_target(out)  # checked before anything is read or written
     loaded = load_records(records_dir, dataset)
     for path, reason in loaded.problems:
         click.echo(f"warning: skipped record {path}: {reason}", err=True)
     reported = load_reported(dataset=dataset)
-    site = out is not None and _is_dir_target(out)
     board = build_board(loaded, reported, link_base=out if site and fmt == "md" else None, dataset=dataset)
     if not board.datasets:
         from ..errors import ConfigError

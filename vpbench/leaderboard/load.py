@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..records import RunRecord, iter_records
+from .safety import md_code, record_problem
 
 __all__ = ["LoadedRecord", "Loaded", "TestSet", "load_records", "group_by_test_set"]
 
@@ -81,19 +82,23 @@ class TestSet:
     def describe(self) -> str:
         c, h, w = self.frame_shape
         return (
-            f"data checksum `{self.short_checksum}` · {self.sequences:,} test clips · "
+            f"data checksum `{md_code(self.short_checksum)}` · {self.sequences:,} test clips · "
             f"{self.context} → {self.horizon} frames · {c}×{h}×{w}"
         )
 
 
 def load_records(root: Path, dataset: str | None = None) -> Loaded:
-    """Every ``record.json`` under ``root``; a corrupt one lands in ``problems``, never raises."""
+    """Every ``record.json`` under ``root``; a corrupt, unreadable or unsafe one (a name that is
+    not a slug) lands in ``problems``, never raises."""
     if not root.is_dir():
         raise ConfigError(f"records folder {root} does not exist; pass --records DIR holding <run>/record.json files")
     out = Loaded()
     for path, rec in iter_records(root):
         if isinstance(rec, RunRecord):
-            if dataset is None or rec.dataset.name == dataset:
+            problem = record_problem(rec)
+            if problem is not None:
+                out.problems.append((path, f"run record {path}: {problem}"))
+            elif dataset is None or rec.dataset.name == dataset:
                 out.records.append(LoadedRecord(path, rec))
         else:
             out.problems.append((path, str(rec)))

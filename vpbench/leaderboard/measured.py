@@ -9,6 +9,7 @@ from typing import Any
 
 from ..records import RunRecord
 from .entries import Entry
+from .safety import md_text
 from .load import TestSet
 from .table import Cell, Column, Table, fmt_float, fmt_seconds, fmt_si, mark_best
 
@@ -103,12 +104,12 @@ def _budget(e: Entry) -> tuple[str, int | None, int | None]:
     return text, t.steps_done, batch if isinstance(batch, int) else None
 
 
-def _run_cell(e: Entry, link_base: Path | None) -> str:
+def _run_cell(e: Entry, link_base: Path | None) -> tuple[str, str | None]:
+    """The Run cell's text and, with ``link_base``, the record it links to (relative)."""
     text = e.run_id if e.kind == "run" else f"in {e.run_id}"
     if link_base is None:
-        return text
-    rel = Path(os.path.relpath(e.source.path, link_base)).as_posix()
-    return f"[{text}]({rel})"
+        return text, None
+    return text, Path(os.path.relpath(e.source.path, link_base)).as_posix()
 
 
 def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, link_base: Path | None = None) -> Table:
@@ -124,11 +125,14 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
 
     rows: list[dict[str, Cell]] = []
     cells: list[dict[str, str]] = []
+    links: list[dict[str, str]] = []
     for e in entries:
         rec = e.source.record
         budget, steps, batch = _budget(e)
         raw: dict[str, Cell] = {"model": e.model, "kind": e.kind, "run": e.run_id}
-        shown: dict[str, str] = {"model": e.label, "run": _run_cell(e, link_base)}
+        run_text, run_link = _run_cell(e, link_base)
+        shown: dict[str, str] = {"model": e.label, "run": run_text}
+        links.append({"run": run_link} if run_link is not None else {})
         for col in metrics:
             res = e.metrics.get(protocol, {}).get(col.key)
             raw[col.key] = res.mean if res is not None else None
@@ -159,6 +163,7 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
             "data_checksum": test_set.data_checksum,
             "test_sequences": str(test_set.sequences),
         },
+        links=links,
     )
     mark_best(table, _fmt_metric)
     return table
@@ -190,4 +195,4 @@ def provenance(records: Sequence[RunRecord]) -> str:
     if not parts:
         parts.append("the dataset plugin gave no provenance (data_info is empty)")
     label = "**Generated test set** (not a published test set): " if _is_generated(info) else "Test set: "
-    return label + "; ".join(parts)
+    return label + md_text("; ".join(parts))

@@ -19,6 +19,7 @@ from .figures import fixed_sequence_image, horizon_curves, save_image, save_per_
 from .load import Loaded, LoadedRecord, TestSet, group_by_test_set
 from .measured import measured_table, protocols_of, provenance
 from .reported import ReportedTable, reported_table
+from .safety import inside, md_code, md_text
 from .table import Table, to_frame, to_latex, to_markdown
 
 __all__ = ["Board", "DatasetBoard", "GroupBoard", "build_board", "write_site", "render_flat", "write_table_files", "FORMATS"]
@@ -130,7 +131,7 @@ def _group_md(g: GroupBoard, h: str, multiple: bool) -> list[str]:
             "",
         ]
     if g.image_notes:
-        out += ["Left out of the picture:", ""] + [f"- {n}" for n in g.image_notes] + [""]
+        out += ["Left out of the picture:", ""] + [f"- {md_text(n)}" for n in g.image_notes] + [""]
     return out
 
 
@@ -186,7 +187,8 @@ def readme_md(board: Board) -> str:
         out.append(f"| {db.name} | {runs} | {len(db.groups)} | {len(db.reported)} | [{db.name}.md]({db.name}.md) |")
     out.append("")
     if board.problems:
-        out += ["Skipped records (corrupt or unreadable):", ""] + [f"- `{p}`: {why}" for p, why in board.problems] + [""]
+        out += ["Skipped records (corrupt, unreadable or with unsafe names):", ""]
+        out += [f"- `{md_code(p)}`: {md_text(why)}" for p, why in board.problems] + [""]
     for db in board.datasets:
         out += dataset_md(db, 2)
     return _finish(out)
@@ -203,16 +205,16 @@ def write_site(board: Board, out: Path, figures: bool = True) -> list[Path]:
     pages = {out / "README.md": readme_md(board)}
     pages.update({out / f"{db.name}.md": page_md(db) for db in board.datasets})
     for path, text in pages.items():
-        atomic_write_text(path, text)
+        atomic_write_text(inside(out, path), text)
         written.append(path)
     if figures:
         for db in board.datasets:
             for g in db.groups:
                 if g.image is not None:
-                    save_image(out / g.image_name("fixed_sequences"), g.image)
+                    save_image(inside(out, out / g.image_name("fixed_sequences")), g.image)
                     written.append(out / g.image_name("fixed_sequences"))
                 if g.curves:
-                    save_per_horizon(out / g.image_name("per_horizon"), g.test_set, g.curves)
+                    save_per_horizon(inside(out, out / g.image_name("per_horizon")), g.test_set, g.curves)
                     written.append(out / g.image_name("per_horizon"))
     return written
 
@@ -244,7 +246,7 @@ def render_flat(board: Board, fmt: str) -> str:
     for _, table in tables:
         if fmt == "md":
             section = "reported" if table.context.get("section") == "reported" else "measured"
-            blocks.append(f"### {table.title} ({section})\n\n{to_markdown(table)}\n")
+            blocks.append(f"### {md_text(table.title)} ({section})\n\n{to_markdown(table)}\n")
         else:
             blocks.append(to_latex(table) + "\n")
     return "\n".join(blocks)
@@ -255,10 +257,10 @@ def write_table_files(board: Board, out: Path, fmt: str) -> list[Path]:
     written = []
     for stem, table in _all_tables(board):
         if fmt == "csv":
-            path = out / f"{stem}.csv"
+            path = inside(out, out / f"{stem}.csv")
             atomic_write_text(path, to_frame(table).to_csv(index=False, lineterminator="\n"))
         else:
-            path = out / f"{stem}.{'tex' if fmt == 'latex' else 'md'}"
+            path = inside(out, out / f"{stem}.{'tex' if fmt == 'latex' else 'md'}")
             atomic_write_text(path, (to_latex(table) if fmt == "latex" else to_markdown(table)) + "\n")
         written.append(path)
     return written

@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from .safety import csv_value, md_link, md_text, one_line
+
 __all__ = ["Column", "Table", "to_markdown", "to_latex", "to_frame", "fmt_si", "fmt_seconds", "fmt_float"]
 
 Cell = float | int | str | None
@@ -42,6 +44,8 @@ class Table:
     best: dict[str, set[int]] = field(default_factory=dict)
     #: facts that travel into CSV output as constant columns (dataset, protocol, ...)
     context: dict[str, str] = field(default_factory=dict)
+    #: per row, column key -> relative path the cell links to (markdown only)
+    links: list[dict[str, str]] = field(default_factory=list)
 
 
 def fmt_float(value: float | None, spec: str) -> str:
@@ -103,29 +107,28 @@ def _align(columns: Sequence[Column]) -> list[str]:
 
 
 def to_markdown(table: Table) -> str:
-    rows = _matrix(table, lambda s: f"**{s}**")
-    headers = [c.heading() for c in table.columns]
+    """Cells escaped (no markup, HTML or links from the data); only the table's own links are links."""
+    cells = []
+    for i, row in enumerate(table.cells):
+        links = table.links[i] if i < len(table.links) else {}
+        cells.append({k: md_link(v, links[k]) if k in links else md_text(v) for k, v in row.items()})
+    escaped = Table(table.title, table.columns, table.rows, cells, table.best)
+    rows = _matrix(escaped, lambda s: f"**{s}**")
+    headers = [md_text(c.heading()) for c in table.columns]
     return tabulate(rows, headers, tablefmt="pipe", disable_numparse=True, colalign=_align(table.columns))
 
 
-_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+_LATEX = {"\\": r"\textbackslash{}", "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
           "→": r"$\rightarrow$", "×": r"$\times$", "—": "--", "·": r"$\cdot$", "−": "-"}
 
 
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX.get(ch, ch) for ch in text)
-
-
-def _strip_link(text: str) -> str:
-    """``[label](target)`` -> ``label`` (links are a markdown-only nicety)."""
-    if text.startswith("[") and "](" in text and text.endswith(")"):
-        return text[1 : text.index("](")]
-    return text
+    return "".join(_LATEX.get(ch, ch) for ch in one_line(text))
 
 
 def to_latex(table: Table) -> str:
-    plain = [{k: latex_escape(_strip_link(v)) for k, v in cells.items()} for cells in table.cells]
+    plain = [{k: latex_escape(v) for k, v in cells.items()} for cells in table.cells]
     escaped = Table(table.title, table.columns, table.rows, plain, table.best)
     rows = _matrix(escaped, lambda s: f"\\textbf{{{s}}}")
     arrows = {True: r"$\uparrow$", False: r"$\downarrow$", None: ""}
@@ -139,5 +142,6 @@ def to_frame(table: Table) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
     for i, row in enumerate(table.rows):
         best = ";".join(c.key for c in table.columns if i in table.best.get(c.key, set()))
-        records.append({**table.context, **row, "best": best})
+        merged = {**table.context, **row, "best": best}
+        records.append({k: csv_value(v) for k, v in merged.items()})
     return pd.DataFrame.from_records(records)
