@@ -234,7 +234,7 @@ def test_prepare_downloads_the_six_action_zips_extracts_and_decodes(
     video = (tmp_path / "one.avi").read_bytes()
     for action in kv.ACTIONS:
         with zipfile.ZipFile(folder / f"{action}.zip", "w") as zf:
-            zf.writestr(f"person01_{action}_d1_uncomp.avi", video)
+            zf.writestr(f"person02_{action}_d1_uncomp.avi", video)  # person01 videos have pinned hashes
             zf.writestr(f"person20_{action}_d1_uncomp.avi", video)
     monkeypatch.setattr(kd, "ACTION_URL", url + "/{action}.zip")
     ds = _ds(tmp_path / "root")

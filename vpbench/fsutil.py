@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import StorageError
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "make_dirs", "storage_error"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "free_space", "make_dirs", "storage_error"]
 
 #: errors of our own file operations (create a folder, a temp file, rename it) that the user fixes
 _OWN = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
@@ -29,7 +29,8 @@ _WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.tmp$")
 
 
-def _free(path: Path) -> str:
+def free_space(path: Path) -> str:
+    """``'12.3 MiB free'`` on the disk holding ``path`` (or its nearest existing parent)."""
     for p in (path, *path.parents):
         try:
             return f"{shutil.disk_usage(p).free / 2**20:,.1f} MiB free"
@@ -50,7 +51,7 @@ def storage_error(path: Path, exc: OSError) -> StorageError:
         errno.EEXIST: "a file is in the way of a folder",
         errno.EISDIR: "a folder is in the way of a file",
     }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
-    return StorageError(f"cannot write {path}: {why} ({_free(path.parent)}); free space or choose a writable folder")
+    return StorageError(f"cannot write {path}: {why} ({free_space(path.parent)}); free space or choose a writable folder")
 
 
 def make_dirs(path: Path) -> None:

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 import vpbench
 from vpbench.data.download import Remote, fetch, missing_message, safe_extract_zip
+from vpbench.data.manifest import Manifest
 from vpbench.errors import DataError
 from vpbench.fsutil import atomic_write_text
 from vpbench.interfaces import FrameShape, Split
@@ -46,6 +47,18 @@ SUBDIR = "kth"
 ACTION_URL = "http://www.csc.kth.se/cvap/actions/{action}.zip"
 SEQUENCES_URL = "http://www.nada.kth.se/cvap/actions/00sequences.txt"
 SEQUENCES_FILE = "00sequences.txt"
+#: SHA-256 of the KTH files whose bytes are established (the official 00sequences.txt and
+#: original AVIs, see shared/data/SOURCES.md); a download of one of them must match.
+#: The action zips have no published checksum: their SHA-256 and that of every other AVI
+#: are recorded in the data root's manifest on first preparation and verified afterwards.
+KNOWN_SHA256 = {
+    SEQUENCES_FILE: "6331f4e4d0d820f306a46c40f82afc39f2486cc8723fe15f4742c14c261ccba7",
+    "person01_handclapping_d1_uncomp.avi": "16fdebdce7888030dbbd04b0500b5b5e127b7787c6020ad006bea7cbb63a4eb3",
+    "person01_handclapping_d2_uncomp.avi": "fa16a2058b08b5de918e135fc1bed6ed487015dd6afe20b0e2e4d2ba1ad94095",
+    "person01_jogging_d1_uncomp.avi": "99b17e98640c631115657778b76c96194aed0d6ed665dfc90c003ab9531f0e23",
+}
+#: the most bytes one action zip may extract to (the largest official one holds about 0.3 GB)
+MAX_ZIP_BYTES = 2 << 30
 
 
 # ------------------------------------------------------------------------------ resize
@@ -112,7 +125,13 @@ class KTHClips(Dataset[Tensor]):
         ref = self.refs[index]
         array = self._maps.get(ref.video)
         if array is None:
-            array = self._maps[ref.video] = np.load(ref.video, mmap_mode="r", allow_pickle=False)
+            try:
+                array = self._maps[ref.video] = np.load(ref.video, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise DataError(
+                    f"KTH cache file {ref.video} is unreadable ({type(exc).__name__}); delete it and run "
+                    f"`vpbench data prepare kth` to decode it again"
+                ) from None
         raw = array[ref.start : ref.start + self.length]  # uint8 [L, 120, 160]
         frames = resize_bilinear(raw, self.size, self.size)  # float32 [L, size, size] in 0..255
         frames = np.ascontiguousarray(frames) / np.float32(255.0)
@@ -184,7 +203,7 @@ class KTH(vpbench.VideoDataset):
 
     @property
     def cache(self) -> Cache:
-        return Cache(self.folder / "cache")
+        return Cache(self.folder / "cache", Manifest(self.data_root))
 
     @property
     def prepare_command(self) -> str:
@@ -221,6 +240,7 @@ class KTH(vpbench.VideoDataset):
                 raise DataError(
                     missing_message(path, self.prepare_command, SEQUENCES_URL, "or set dataset.windows=openstl")
                 )
+            Manifest(self.data_root).check(path, fix="or set dataset.windows=openstl")
             self._segment_table = cl.read_sequences(path)
         return self._segment_table
 
@@ -269,12 +289,20 @@ class KTH(vpbench.VideoDataset):
                 raise DataError(
                     f"{exc}; or put the KTH AVIs (personNN_{action}_dK_uncomp.avi) or frame folders under {self.folder}"
                 ) from exc
-            safe_extract_zip(path, self.folder / "avi" / action, root=self.data_root)
+            Manifest(self.data_root).check(path, fix="the server sent other bytes than at the first download")
+            extracted = safe_extract_zip(path, self.folder / "avi" / action, root=self.data_root, max_bytes=MAX_ZIP_BYTES)
+            for member in extracted:  # the videos whose bytes are established must match
+                if member.name in KNOWN_SHA256:
+                    Manifest(self.data_root).check(member, pinned=KNOWN_SHA256[member.name])
             atomic_write_text(stamp, "extracted\n")
             path.unlink()
         seq = self.folder / SEQUENCES_FILE
         if self.config.windows == "sequences" and not seq.exists():
-            fetch(Remote(SEQUENCES_FILE, (SEQUENCES_URL,)), self.folder, prepare_command=self.prepare_command)
+            fetch(
+                Remote(SEQUENCES_FILE, (SEQUENCES_URL,), sha256=KNOWN_SHA256[SEQUENCES_FILE]),
+                self.folder,
+                prepare_command=self.prepare_command,
+            )
         self._videos = None
 
     def prepare(self, *, progress: bool = True) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vpbench.data.manifest import Manifest
 from vpbench.errors import DataError
 from vpbench.fsutil import atomic_path, atomic_write_json
 
@@ -176,8 +177,10 @@ def frame_numbers(video: Video) -> list[int]:
 class Cache:
     """The decoded-frame cache in ``<kth>/cache``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, manifest: Manifest | None = None) -> None:
         self.folder = folder
+        #: where the AVIs' SHA-256 are recorded on first decode and verified on every later one
+        self.manifest = manifest
 
     def paths(self, video: Video) -> tuple[Path, Path]:
         stem = f"{video.key}-{video.kind}"
@@ -190,13 +193,23 @@ class Cache:
             meta: dict[str, Any] = json.loads(meta_path.read_text())
         except (OSError, ValueError):
             return None
-        if meta.get("version") != CACHE_VERSION or meta.get("source_stamp") != _stamp(video) or not array.is_file():
+        if not isinstance(meta, dict) or meta.get("version") != CACHE_VERSION or meta.get("source_stamp") != _stamp(video):
+            return None
+        if not isinstance(meta.get("numbers"), list) or not array.is_file():
+            return None
+        try:  # a truncated or foreign array is not an entry: it is decoded again
+            head: np.ndarray = np.load(array, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            return None
+        if list(head.shape) != meta.get("shape") or head.dtype != np.uint8 or len(meta["numbers"]) != head.shape[0]:
             return None
         return meta
 
     def build(self, video: Video) -> dict[str, Any]:
         """Decode ``video`` and write its entry atomically (array first, metadata last)."""
         if video.kind == "avi":
+            if self.manifest is not None:
+                self.manifest.check(video.path, fix="a changed source video would change every result on it")
             frames = decode_avi(video.path)
             numbers = list(range(1, len(frames) + 1))
         else:

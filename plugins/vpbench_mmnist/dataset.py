@@ -84,6 +84,8 @@ def load_digits(path: Path) -> np.ndarray:
             images = read_idx(path)
             if images.ndim != 3 or images.shape[1:] != (DIGIT, DIGIT) or images.dtype != np.uint8:
                 raise DataError(f"{path} holds {images.dtype} {images.shape}, not 28x28 uint8 MNIST images")
+            if images.shape[0] == 0:
+                raise DataError(f"{path} holds 0 images; delete it and run `vpbench data prepare mmnist` to fetch MNIST")
             _digit_cache[key] = images
         return _digit_cache[key]
 
@@ -278,7 +280,20 @@ class MovingMNIST(vpbench.VideoDataset):
         for remote in needed:
             if not self._locate(remote).is_file():
                 fetch(remote, self.folder, prepare_command=self.prepare_command, progress=progress)
+        for remote in (TRAIN_DIGITS, TEST_DIGITS):  # files already present are verified too
+            self._verified(remote)
         self.check()
+
+    def _verified(self, remote: Remote) -> Path:
+        """The digit file, checked against its published md5 (a swapped or garbage file is refused)."""
+        path = self._require(remote)
+        md5 = file_digest(path, "md5")
+        if remote.md5 is not None and md5 != remote.md5:
+            raise DataError(
+                f"md5 mismatch for {path}: expected {remote.md5} ({remote.filename}), got {md5}; the file was left "
+                f"in place: move it away and run `{self.prepare_command}`, or download it from {remote.source}"
+            )
+        return path
 
     def check(self) -> None:
         self._require(TRAIN_DIGITS)

@@ -20,6 +20,7 @@ import hashlib
 import os
 import shutil
 import stat
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -31,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from filelock import FileLock
 
 from ..errors import DataError
+from ..fsutil import make_dirs
 
 __all__ = [
     "Remote",
@@ -40,6 +42,7 @@ __all__ = [
     "lock_for",
     "missing_message",
     "safe_extract_zip",
+    "MAX_EXTRACT_BYTES",
 ]
 
 _CHUNK = 1 << 20
@@ -201,46 +204,101 @@ class _progress_bar:
         self._bar.close()
 
 
-def safe_extract_zip(archive: Path, dest: Path, *, root: Path | None = None) -> list[Path]:
+#: default cap on the bytes one archive may extract to (a zip bomb is refused before writing)
+MAX_EXTRACT_BYTES = 8 << 30
+
+
+def _plan_zip(archive: Path, zf: zipfile.ZipFile, dest: Path, fence: Path) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+    """The regular files to extract as (member, path parts under ``dest``); refuses unsafe members."""
+    plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
+    dest_resolved = dest.resolve()
+    for info in zf.infolist():
+        name = info.filename
+        pure = PurePosixPath(name.replace("\\", "/"))
+        mode = info.external_attr >> 16
+        if pure.is_absolute() or ".." in pure.parts or (name[1:2] == ":"):
+            raise DataError(f"{archive}: member {name!r} would escape {fence}; refusing to extract it")
+        if stat.S_ISLNK(mode):
+            raise DataError(f"{archive}: member {name!r} is a symbolic link; refusing to extract it")
+        target = (dest_resolved / Path(*pure.parts)).resolve() if pure.parts else dest_resolved
+        if target != fence and fence not in target.parents:
+            raise DataError(f"{archive}: member {name!r} would escape {fence}; refusing to extract it")
+        if not info.is_dir() and pure.parts:
+            plan.append((info, pure.parts))
+    files = [parts for _, parts in plan]
+    folders = {parts[:i] for parts in files for i in range(1, len(parts))}
+    folders |= {PurePosixPath(i.filename).parts for i in zf.infolist() if i.is_dir()}
+    seen: set[tuple[str, ...]] = set()
+    for parts in files:
+        if parts in folders or parts in seen:
+            what = "both a file and a folder" if parts in folders else "listed twice"
+            raise DataError(
+                f"{archive}: member {'/'.join(parts)!r} is {what}; refusing to extract the archive "
+                f"(nothing was written): delete it and prepare again"
+            )
+        seen.add(parts)
+        target = dest.joinpath(*parts)
+        if target.is_dir():
+            raise DataError(f"{archive}: member {'/'.join(parts)!r} would replace the folder {target}; move that folder away")
+        for i in range(1, len(parts)):
+            folder = dest.joinpath(*parts[:i])
+            if folder.exists() and not folder.is_dir():
+                raise DataError(f"{archive}: member {'/'.join(parts)!r} needs a folder where the file {folder} is; move it away")
+    return plan
+
+
+def safe_extract_zip(archive: Path, dest: Path, *, root: Path | None = None, max_bytes: int = MAX_EXTRACT_BYTES) -> list[Path]:
     """Extract the regular files of ``archive`` into ``dest``; return their paths.
 
     No member may escape ``root`` (default ``dest``): absolute names, ``..`` parts and
-    symbolic links are refused with a :class:`DataError` before anything is written. Each
-    file is written to a temporary name and renamed, so a crash leaves only whole files.
+    symbolic links are refused, as is a member that is both a file and a folder, and an
+    archive that would extract to more than ``max_bytes`` (or more than the free space), all
+    before anything is written. Files are extracted into a staging folder beside ``dest``
+    and only then moved into place, so an error leaves no partial tree.
     """
     fence = (root or dest).resolve()
-    dest_resolved = dest.resolve()
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
         raise DataError(f"{archive} is not a readable zip archive ({exc}); delete it and prepare again") from exc
     out: list[Path] = []
     with zf:
-        plan: list[tuple[zipfile.ZipInfo, Path]] = []
-        for info in zf.infolist():
-            name = info.filename
-            pure = PurePosixPath(name.replace("\\", "/"))
-            mode = info.external_attr >> 16
-            if pure.is_absolute() or ".." in pure.parts or (name[1:2] == ":"):
-                raise DataError(f"{archive}: member {name!r} would escape {fence}; refusing to extract it")
-            if stat.S_ISLNK(mode):
-                raise DataError(f"{archive}: member {name!r} is a symbolic link; refusing to extract it")
-            target = (dest_resolved / Path(*pure.parts)).resolve() if pure.parts else dest_resolved
-            if target != fence and fence not in target.parents:
-                raise DataError(f"{archive}: member {name!r} would escape {fence}; refusing to extract it")
-            if not info.is_dir():
-                plan.append((info, target))
-        for info, target in plan:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.extract")
-            try:
-                with zf.open(info) as src, tmp.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
-                os.replace(tmp, target)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-                raise DataError(f"{archive}: cannot extract {info.filename!r} ({exc}); delete it and prepare again") from exc
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
-            out.append(target)
+        plan = _plan_zip(archive, zf, dest, fence)
+        declared = sum(info.file_size for info, _ in plan)
+        if declared > max_bytes:
+            raise DataError(
+                f"{archive} would extract to {declared:,} bytes, more than the limit of {max_bytes:,} "
+                f"(a corrupt or malicious archive); delete it and download it again"
+            )
+        make_dirs(dest.parent)
+        free = shutil.disk_usage(dest.parent).free
+        if declared > free:
+            raise DataError(f"{archive} needs {declared:,} bytes but {dest.parent} has {free:,} free; free space and prepare again")
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+        try:
+            written = 0
+            for info, parts in plan:
+                tmp = staging.joinpath(*parts)
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with zf.open(info) as src, tmp.open("wb") as dst:
+                        size = 0
+                        for block in iter(lambda: src.read(_CHUNK), b""):
+                            size += len(block)
+                            written += len(block)
+                            if size > info.file_size or written > max_bytes:
+                                raise DataError(
+                                    f"{archive}: member {info.filename!r} inflates beyond its declared size or the "
+                                    f"limit of {max_bytes:,} bytes; delete the archive and download it again"
+                                )
+                            dst.write(block)
+                except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                    raise DataError(f"{archive}: cannot extract {info.filename!r} ({exc}); delete it and prepare again") from exc
+            for info, parts in plan:  # every member extracted: move them into place
+                target = dest.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging.joinpath(*parts), target)
+                out.append(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
-from ..fsutil import atomic_path
+from ..errors import CheckpointError, StorageError
+from ..fsutil import atomic_path, free_space
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_model_state"]
 
@@ -25,7 +25,15 @@ FORMAT = "vpbench.checkpoint/1"
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+        try:
+            torch.save({"format": FORMAT, **payload}, tmp)
+        except RuntimeError as exc:  # torch reports a failed write (full disk) as a RuntimeError
+            if "write" not in str(exc).lower() and "unexpected pos" not in str(exc):
+                raise
+            raise StorageError(
+                f"cannot write checkpoint {path}: {str(exc).splitlines()[0]} ({free_space(path.parent)}); "
+                f"free space or choose another --out"
+            ) from None
 
 
 def _refused(path: Path) -> CheckpointError:
