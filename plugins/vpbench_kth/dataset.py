@@ -34,7 +34,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 import vpbench
-from vpbench.data.download import Remote, fetch, missing_message, safe_extract_zip
+from vpbench.data.download import Remote, fetch, file_digest, missing_message, safe_extract_zip
 from vpbench.data.manifest import Manifest
 from vpbench.errors import DataError
 from vpbench.fsutil import atomic_write_text
@@ -292,8 +292,17 @@ class KTH(vpbench.VideoDataset):
             Manifest(self.data_root).check(path, fix="the server sent other bytes than at the first download")
             extracted = safe_extract_zip(path, self.folder / "avi" / action, root=self.data_root, max_bytes=MAX_ZIP_BYTES)
             for member in extracted:  # the videos whose bytes are established must match
-                if member.name in KNOWN_SHA256:
-                    Manifest(self.data_root).check(member, pinned=KNOWN_SHA256[member.name])
+                expected = KNOWN_SHA256.get(member.name)
+                if expected is not None and file_digest(member, "sha256") != expected:
+                    got = file_digest(member, "sha256")
+                    for other in extracted:
+                        other.unlink(missing_ok=True)
+                    path.unlink()
+                    raise DataError(
+                        f"sha256 mismatch for {member}: expected {expected}, got {got} (from {remote.source}); "
+                        f"the download was discarded: run `{self.prepare_command}` again, or place the original "
+                        f"KTH videos under {self.folder} by hand"
+                    )
             atomic_write_text(stamp, "extracted\n")
             path.unlink()
         seq = self.folder / SEQUENCES_FILE

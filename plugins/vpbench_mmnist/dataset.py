@@ -296,11 +296,11 @@ class MovingMNIST(vpbench.VideoDataset):
         return path
 
     def check(self) -> None:
-        self._require(TRAIN_DIGITS)
+        load_digits(self._require(TRAIN_DIGITS))  # parsed once per process; an empty file fails here
         if self.config.test_set == "standard":
             self._standard_test_path()
         else:
-            self._require(TEST_DIGITS)
+            load_digits(self._require(TEST_DIGITS))
 
     def split(self, name: Split) -> Dataset[Tensor]:
         c = self.config
