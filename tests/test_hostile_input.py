@@ -245,7 +245,7 @@ def mmnist_garbage_digits(ctx: Ctx) -> list[str]:
 def kth_zip_bomb(ctx: Ctx) -> list[str]:
     import vpbench_kth.dataset as kd
 
-    ctx.monkeypatch.setattr(kd, "MAX_ZIP_BYTES", 1 << 20)
+    ctx.monkeypatch.setattr(kd, "MAX_ZIP_BYTES", 1 << 20, raising=False)
     _serve_zips(ctx, {"boxing": {"person03_boxing_d1_uncomp.avi": bytes(4 << 20)}})  # 4 MiB of zeros, 4 KiB zipped
     return ["data", "prepare", "kth", "--data-root", "d"]
 
@@ -416,6 +416,7 @@ def test_hostile_input(case: Case, trained: Path, tmp_path: Path, monkeypatch: p
         captured = capsys.readouterr()
         err = captured.err
         after = _snapshot(tmp_path, intended)
+    assert not (work / "MARKER").exists(), "unpickling a checkpoint ran code"
     # progress bars (\r-separated) and the test mirror's log may precede the message
     lines = [seg.strip() for seg in re.split(r"[\r\n]+", err) if seg.strip() and "GET /" not in seg]
     assert code == case.code, err
