@@ -12,7 +12,7 @@ from ..interfaces import Stage, VideoDataset
 from ..plugins import Registry
 from .train import allocate_steps
 
-__all__ = ["check_run_dir", "check_compare", "check_trainable"]
+__all__ = ["check_run_dir", "check_compare", "check_trainable", "check_test_split"]
 
 
 def check_run_dir(root: Path, *, resume: bool) -> None:
@@ -36,6 +36,12 @@ def check_compare(registry: Registry, names: Sequence[str]) -> None:
         if name not in registry.models:
             valid = ", ".join(sorted(registry.models.names()))
             raise ConfigError(f"unknown --compare baseline {name!r}; valid models: {valid} (or --compare none)")
+
+
+def check_test_split(dataset: VideoDataset) -> None:
+    """The test split holds clips (an empty one would only fail after the run directory exists)."""
+    if len(dataset.split("test")) == 0:  # type: ignore[arg-type]
+        raise DataError(f"the test split of {dataset.name} is empty; check the dataset's config and data (`vpbench data info {dataset.name}`)")
 
 
 def check_trainable(stages: Sequence[Stage], cfg: TrainConfig, dataset: VideoDataset, *, needs_val: bool) -> None:

@@ -27,7 +27,7 @@ from ..records import ComponentInfo, MetricResult, RunRecord, TrainSummary, writ
 from ..visualize import plot_per_frame, save_strip
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
-from .guards import check_run_dir, check_trainable, check_compare
+from .guards import check_compare, check_run_dir, check_test_split, check_trainable
 from .rng import seed_everything
 from .rundir import run_lock
 from .train import RunInterrupted, Trainer, TrainState, ValidationCallback
@@ -212,6 +212,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     if stages and cfg.train.max_steps > 0:
         select = _select_metric(metrics, registry, cfg.train.select_metric)
         check_trainable(stages, cfg.train, dataset, needs_val=any(s.selects for s in stages))
+    check_test_split(dataset)
 
     rd = res.run_dir
     stack.enter_context(run_lock(rd.root))  # nothing was written before this line
