@@ -51,7 +51,8 @@ def storage_error(path: Path, exc: OSError) -> StorageError:
         errno.EEXIST: "a file is in the way of a folder",
         errno.EISDIR: "a folder is in the way of a file",
     }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
-    return StorageError(f"cannot write {path}: {why} ({free_space(path.parent)}); free space or choose a writable folder")
+    fix = "free space or choose another folder" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a writable folder"
+    return StorageError(f"cannot write {path}: {why} ({free_space(path.parent)}); {fix}")
 
 
 def make_dirs(path: Path) -> None:

@@ -104,7 +104,7 @@ def read_record(path: Path) -> RunRecord:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or not UTF-8
-        raise DataError(f"run record {path} is not readable JSON: {exc}") from exc
+        raise DataError(f"run record {path} is not readable JSON: {exc}; fix or remove the file") from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else None
         raise DataError(f"run record {path} has schema {found!r}, expected {SCHEMA!r}")

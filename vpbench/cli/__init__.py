@@ -65,7 +65,7 @@ def _usage_line(exc: click.UsageError) -> str:
     """A click usage error on one line, with the help command that explains the flags."""
     ctx = exc.ctx
     path = ctx.command_path if ctx is not None else "vpbench"
-    return f"error: {exc.format_message()}; see `{path} --help`"
+    return f"error: {exc.format_message().rstrip('.')}; see `{path} --help`"
 
 
 def main(argv: Sequence[str] | None = None, plugins: Sequence[object] = ()) -> None:
