@@ -611,3 +611,18 @@ def test_ctrl_c_anywhere_then_resume_gives_the_uninterrupted_result(
         a = torch.load(tmp_path / "a" / "checkpoints" / name, weights_only=True)["state_dict"]
         b = torch.load(tmp_path / "b" / "checkpoints" / name, weights_only=True)["state_dict"]
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_staging_folder_of_a_killed_extraction_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    from vpbench.data.download import safe_extract_zip
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a finished process: its pid names nobody now
+    stale = tmp_path / f".boxing.extract-{gone.pid}-x1y2"
+    (stale / "half").mkdir(parents=True)
+    (stale / "half" / "video.avi").write_bytes(b"partial")
+    archive = tmp_path / "boxing.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("person03_boxing_d1_uncomp.avi", b"video")
+    assert [p.name for p in safe_extract_zip(archive, tmp_path / "boxing")] == ["person03_boxing_d1_uncomp.avi"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boxing", "boxing.zip"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import StorageError
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "free_space", "make_dirs", "storage_error"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "free_space", "make_dirs", "pid_alive", "storage_error"]
 
 #: errors of our own file operations (create a folder, a temp file, rename it) that the user fixes
 _OWN = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
@@ -67,7 +67,8 @@ def make_dirs(path: Path) -> None:
         raise
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a writer that may still be writing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -85,7 +86,7 @@ def _clean_stale(path: Path) -> None:
         return
     for entry in entries:
         m = _TMP.match(entry.name)
-        if m and m.group("name") == path.name and not _pid_alive(int(m.group("pid"))):
+        if m and m.group("name") == path.name and not pid_alive(int(m.group("pid"))):
             try:
                 os.unlink(entry.path)
             except OSError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from filelock import FileLock
 
 from ..errors import DataError
-from ..fsutil import make_dirs
+from ..fsutil import make_dirs, pid_alive
 
 __all__ = [
     "Remote",
@@ -247,6 +248,15 @@ def _plan_zip(archive: Path, zf: zipfile.ZipFile, dest: Path, fence: Path) -> li
     return plan
 
 
+def _clean_stale_staging(dest: Path) -> None:
+    """Remove staging folders of extractions into ``dest`` whose process was killed."""
+    pattern = re.compile(rf"^\.{re.escape(dest.name)}\.extract-(\d+)-")
+    for entry in dest.parent.iterdir():
+        m = pattern.match(entry.name)
+        if m and entry.is_dir() and not pid_alive(int(m.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def safe_extract_zip(archive: Path, dest: Path, *, root: Path | None = None, max_bytes: int = MAX_EXTRACT_BYTES) -> list[Path]:
     """Extract the regular files of ``archive`` into ``dest``; return their paths.
 
@@ -274,7 +284,8 @@ def safe_extract_zip(archive: Path, dest: Path, *, root: Path | None = None, max
         free = shutil.disk_usage(dest.parent).free
         if declared > free:
             raise DataError(f"{archive} needs {declared:,} bytes but {dest.parent} has {free:,} free; free space and prepare again")
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+        _clean_stale_staging(dest)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-{os.getpid()}-", dir=dest.parent))
         try:
             written = 0
             for info, parts in plan:
