@@ -628,3 +628,17 @@ def test_staging_folder_of_a_killed_extraction_is_removed_by_the_next_one(tmp_pa
         zf.writestr("person03_boxing_d1_uncomp.avi", b"video")
     assert [p.name for p in safe_extract_zip(archive, tmp_path / "boxing")] == ["person03_boxing_d1_uncomp.avi"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boxing", "boxing.zip"]
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Only user errors become one line: a plugin's bug reaches the user with its traceback."""
+    from conftest import TinyConv
+
+    def broken(self, context, horizon):  # type: ignore[no-untyped-def]
+        return 1 / 0
+
+    monkeypatch.setattr(TinyConv, "predict", broken)
+    sets = [a for s in [*TINY, "train.max_steps=0"] for a in ("--set", s)]
+    with pytest.raises(ZeroDivisionError):
+        main(["run", "-m", "tinyconv", "-d", "glyphs", *sets, "--out", str(tmp_path / "r"), "--no-progress"],
+             plugins=[TestPlugin()])

@@ -38,8 +38,8 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 def _refused(path: Path) -> CheckpointError:
     return CheckpointError(
-        f"checkpoint {path} holds objects other than tensors and plain data (it could run code), so it was "
-        f"not loaded; delete it (or the run directory) and train again, never load files you do not trust"
+        f"checkpoint {path} holds objects other than tensors and plain data (it could run code: a crafted file, "
+        f"or one written by an older vpbench), so it was not loaded; delete it (or the run directory) and train again"
     )
 
 
