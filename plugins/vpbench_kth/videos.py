@@ -174,6 +174,26 @@ def frame_numbers(video: Video) -> list[int]:
 # -------------------------------------------------------------------------------- cache
 
 
+#: arrays whose header was checked, by (path, size, mtime): a check costs an mmap, a hit a stat
+_checked: dict[tuple[str, int, int], bool] = {}
+
+
+def _array_matches(array: Path, meta: dict[str, Any]) -> bool:
+    """The cached array is whole and is the one ``meta`` describes (a truncated or foreign one is not)."""
+    try:
+        st = array.stat()
+    except OSError:
+        return False
+    key = (str(array), st.st_size, st.st_mtime_ns)
+    if key not in _checked:
+        try:
+            head: np.ndarray = np.load(array, mmap_mode="r", allow_pickle=False)
+            _checked[key] = list(head.shape) == meta.get("shape") and head.dtype == np.uint8
+        except (ValueError, OSError, EOFError):
+            _checked[key] = False
+    return _checked[key] and len(meta["numbers"]) == meta["shape"][0]
+
+
 class Cache:
     """The decoded-frame cache in ``<kth>/cache``."""
 
@@ -197,13 +217,7 @@ class Cache:
             return None
         if not isinstance(meta.get("numbers"), list) or not array.is_file():
             return None
-        try:  # a truncated or foreign array is not an entry: it is decoded again
-            head: np.ndarray = np.load(array, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, EOFError):
-            return None
-        if list(head.shape) != meta.get("shape") or head.dtype != np.uint8 or len(meta["numbers"]) != head.shape[0]:
-            return None
-        return meta
+        return meta if _array_matches(array, meta) else None
 
     def build(self, video: Video) -> dict[str, Any]:
         """Decode ``video`` and write its entry atomically (array first, metadata last)."""
