@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "PluginError",
     "TrainingError",
+    "ContractError",
 ]
 
 
@@ -50,3 +51,7 @@ class PluginError(VpbenchError):
 
 class TrainingError(VpbenchError):
     """Training diverged (a non-finite loss); the message says which knob to turn."""
+
+
+class ContractError(PluginError):
+    """A plugin's component breaks the contract (shape, dtype, range): found by the pre-flight."""

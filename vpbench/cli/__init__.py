@@ -25,14 +25,25 @@ class AppState:
 
     pm: pluggy.PluginManager
     _registry: object | None = field(default=None, repr=False)
+    #: plugin problems (broken imports, unmarked hooks) were already shown
+    warned: bool = False
 
     @property
     def registry(self):  # type: ignore[no-untyped-def]
         from ..plugins import Registry
 
         if self._registry is None:
+            self.warn_plugin_problems()
             self._registry = Registry(self.pm)
         return self._registry
+
+    def warn_plugin_problems(self) -> None:
+        """Warn once on stderr about broken plugins; the command goes on without them."""
+        if self.warned:
+            return
+        self.warned = True
+        for line in getattr(self.pm, "warnings", lambda: [])():
+            click.echo(f"warning: {line}", err=True)
 
 
 def build_cli(pm: pluggy.PluginManager) -> click.Group:
