@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..records import RunRecord
+from ..records import EXTERNAL, RunRecord
 from .entries import Entry
 from .load import TestSet
 from .table import Cell, Column, Table, fmt_float, fmt_seconds, fmt_si, mark_best
@@ -95,6 +95,8 @@ def _budget(e: Entry) -> tuple[str, int | None, int | None]:
         return "none (untrained, scored inside that run)", None, None
     t = e.source.record.train
     batch = t.config.get("batch_size")
+    if e.source.record.model.package == EXTERNAL:
+        return "unknown (external predictions, scored by `vpbench score`)", None, None
     if t.steps_done == 0:
         return "none (not trained)", 0, batch if isinstance(batch, int) else None
     text = f"{t.steps_done:,} steps" + (f" × batch {batch}" if isinstance(batch, int) else "")
@@ -136,7 +138,7 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
                 shown[col.key] = _fmt_metric(col.key, res.mean)
             else:
                 shown[col.key] = "n/a" if e.unavailable(col.key) else "—"
-        params = rec.params_total if e.kind == "run" else None
+        params = rec.params_total if e.kind == "run" and rec.model.package != EXTERNAL else None
         macs, fps = _profile_value(e.profile, "macs"), _profile_value(e.profile, "throughput")
         raw.update(params=params, macs=macs, throughput=fps, budget=budget, steps=steps, batch_size=batch)
         shown.update(params=fmt_si(params), macs=fmt_si(macs), throughput=fmt_si(fps, " seq/s"), budget=budget)
