@@ -28,6 +28,9 @@ def register_models(register):
 def register_datasets(register):
     register(vpbench.DatasetSpec(name="toy", target="vpbench_toy.data:Toy", description="drifting squares",
                                  frame_shape=(1, 16, 16), context=2, horizon=3))
+    if {extra_metrics}:
+        register(vpbench.DatasetSpec(name="toy-liar", target="vpbench_toy.data:Toy", description="states 32x32",
+                                     frame_shape=(1, 32, 32), context=2, horizon=3))
 
 @vpbench.hookimpl
 def register_metrics(register):
