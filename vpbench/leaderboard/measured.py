@@ -166,7 +166,8 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
     return table
 
 
-def _is_generated(info: dict[str, Any]) -> bool:
+def is_generated(info: dict[str, Any]) -> bool:
+    """Whether ``data_info`` says the test set was generated (not a published test set)."""
     if info.get("standard_test_set") is False:
         return True
     return "generated" in repr(info.get("test_set", "")).lower() + repr(info.get("test", "")).lower()
@@ -191,5 +192,5 @@ def provenance(records: Sequence[RunRecord]) -> str:
             parts.append(f"{key} {info[key]}")
     if not parts:
         parts.append("the dataset plugin gave no provenance (data_info is empty)")
-    label = "**Generated test set** (not a published test set): " if _is_generated(info) else "Test set: "
+    label = "**Generated test set** (not a published test set): " if is_generated(info) else "Test set: "
     return label + "; ".join(parts)
