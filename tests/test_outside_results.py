@@ -65,6 +65,15 @@ def test_score_reproduces_a_copy_last_run_exactly_and_the_leaderboard_takes_it(t
     assert rows["my-copy"]["params"] is None
 
 
+def test_score_takes_unclipped_predictions_as_they_are(tmp_path):
+    """OpenSTL scores MSE on unclipped outputs; predictions made elsewhere may leave [0, 1] a little."""
+    preds = _copy_last_predictions(tmp_path)
+    np.save(tmp_path / "p.npy", (preds * 1.1 - 0.05).astype(np.float32))
+    main(["score", "--dataset", "glyphs", "--predictions", str(tmp_path / "p.npy"), "--name", "unclipped",
+          "--out", str(tmp_path / "s"), "--no-progress", "--compare", "none", *GLYPHS])
+    assert read_record(tmp_path / "s" / "record.json").metrics["openstl"]["mse"].mean > 0
+
+
 @pytest.mark.parametrize(
     "make,message",
     [
@@ -72,7 +81,7 @@ def test_score_reproduces_a_copy_last_run_exactly_and_the_leaderboard_takes_it(t
         (lambda p: p[:, :, :, :32], r"have shape \[12, 10, 1, 32, 64\]; expected \[N, S, C, H, W\] = \[12, 10, 1, 64, 64\]"),
         (lambda p: p[:, :, 0], r"have shape \[12, 10, 64, 64\]; expected"),
         ("order", r"is not in glyphs's test order: row 0 has id 1, expected 0; sort the rows by id"),
-        (lambda p: p * 255, r"predictions preds\.npz \(external predictions\): the prediction must lie in \[0, 1\]"),
+        (lambda p: p * 255, r"predictions preds\.npz \(external predictions\): the prediction must lie in \[-1, 2\]; got values in \[0, 255\] \(0-255"),
     ],
     ids=["count", "shape", "no-channel", "order", "0-255"],
 )

@@ -81,6 +81,13 @@ def test_each_contract_mistake_fails_before_training_with_one_line(toy, tmp_path
     assert not (tmp_path / "run" / "run.yaml").exists()
 
 
+def test_missing_data_keeps_its_own_message_not_a_contract_violation(toy, tmp_path):
+    from vpbench.errors import DataError
+
+    with pytest.raises(DataError, match=r"^toy data is missing; run `vpbench data prepare toy`$"):
+        _run(tmp_path, ["dataset.mistake=missing", "eval.metrics=[toy-l1]"])
+
+
 def test_the_cli_prints_the_violation_without_traceback_and_exits_2(toy, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["run", "--model", "toy-model", "--dataset", "toy", "--out", str(tmp_path / "run"), "--no-progress",

@@ -122,6 +122,8 @@ class Toy(vpbench.VideoDataset):
         return 3
 
     def split(self, name):
+        if self.config.mistake == "missing":
+            raise vpbench.DataError("toy data is missing; run `vpbench data prepare toy`")
         n = {"train": 8, "val": 4, "test": self.config.test_length}[name]
         return _Split(n, {"train": 0, "val": 100, "test": 200}[name], self.config.mistake)
 

@@ -34,11 +34,8 @@ def command(app: object, models: tuple[str, ...], datasets: tuple[str, ...], met
             data_root: Path | None, verbose: bool) -> None:
     """Run the conformance checks vpbench runs on its own plugins. Exit status 1 when a
     check fails; each failure is one line naming the component and what went wrong."""
-    import torch
-
     from ..testing import ConformanceFailure, NotApplicable, all_cases
 
-    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     anything = bool(models or datasets or metrics)
     cases = all_cases(
         app.registry,  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ..components import BoundMetric
-from ..errors import ContractError, VpbenchError
+from ..errors import ConfigError, ContractError, DataError, VpbenchError
 from ..interfaces import VideoDataset, VideoModel
 from ..plugins import Registry
 from .evaluate import Predictor
@@ -62,6 +62,8 @@ class Preflight:
         """Run plugin code; a fault becomes a violation and ``None``."""
         try:
             return fn()
+        except (DataError, ConfigError):
+            raise  # missing data or a bad setting: the plugin's own message names the fix
         except PLUGIN_FAULTS as exc:
             text = " ".join(str(exc).split()) or type(exc).__name__
             self.add(who, f"{what} raised {type(exc).__name__}: {text}")
@@ -88,8 +90,8 @@ def _range(x: Tensor) -> tuple[float, float]:
     return float(finite.min()), float(finite.max())
 
 
-def _values(pf: Preflight, who: str, what: str, x: Tensor) -> bool:
-    """dtype, finiteness and [0, 1] range; True when all hold."""
+def _values(pf: Preflight, who: str, what: str, x: Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> bool:
+    """dtype, finiteness and range (``bounds``, [0, 1] by default); True when all hold."""
     ok = True
     if not x.is_floating_point():
         pf.add(who, f"{what} must be a float tensor in [0, 1]; got dtype {x.dtype} (divide 8-bit frames by 255)")
@@ -99,9 +101,9 @@ def _values(pf: Preflight, who: str, what: str, x: Tensor) -> bool:
         pf.add(who, f"{what} must be finite; got {bad} NaN/inf values of {x.numel()}")
         ok = False
     lo, hi = _range(x.float())
-    if lo < -RANGE_TOL or hi > 1 + RANGE_TOL:
+    if lo < bounds[0] - RANGE_TOL or hi > bounds[1] + RANGE_TOL:
         hint = " (0-255 frames? divide by 255)" if hi > 2 else ""
-        pf.add(who, f"{what} must lie in [0, 1]; got values in [{lo:.4g}, {hi:.4g}]{hint}")
+        pf.add(who, f"{what} must lie in [{bounds[0]:g}, {bounds[1]:g}]; got values in [{lo:.4g}, {hi:.4g}]{hint}")
         ok = False
     return ok
 
@@ -122,7 +124,9 @@ def check_clips(pf: Preflight, who: str, split: str, clips: Sequence[Any], expec
     return True
 
 
-def check_prediction_values(pf: Preflight, who: str, pred: Any, expected: tuple[int, ...]) -> bool:
+def check_prediction_values(
+    pf: Preflight, who: str, pred: Any, expected: tuple[int, ...], bounds: tuple[float, float] = (0.0, 1.0)
+) -> bool:
     want = "[" + ", ".join(map(str, expected)) + "] [B, S, C, H, W]"
     if not isinstance(pred, Tensor):
         pf.add(who, f"predict must return a torch.Tensor {want}; got {type(pred).__name__}")
@@ -130,7 +134,7 @@ def check_prediction_values(pf: Preflight, who: str, pred: Any, expected: tuple[
     if tuple(pred.shape) != expected:
         pf.add(who, f"predict must return shape {want}; got {_shape(pred)}")
         return False
-    return _values(pf, who, "the prediction", pred)
+    return _values(pf, who, "the prediction", pred, bounds)
 
 
 def check_metric_values(pf: Preflight, who: str, values: Any, batch: int, horizon: int) -> bool:
@@ -174,6 +178,7 @@ def _run(
     predictors: Sequence[tuple[str, Predictor]],
     metrics: Sequence[tuple[str, BoundMetric]],
     device: torch.device,
+    bounds: tuple[float, float],
 ) -> None:
     shape = dataset.frame_shape.as_tuple()
     T, S = dataset.context, dataset.horizon
@@ -189,7 +194,7 @@ def _run(
     b = batch.shape[0]
     for who, predict in predictors:
         pred = pf.call(who, "predict", lambda predict=predict: predict(ctx, S))  # type: ignore[misc]
-        if pred is None or not check_prediction_values(pf, who, pred, (b, S, *shape)):
+        if pred is None or not check_prediction_values(pf, who, pred, (b, S, *shape), bounds):
             continue
         for mwho, m in metrics:
             label = f"{mwho} under protocol {m.protocol!r}"
@@ -205,6 +210,7 @@ def preflight(
     metrics: Sequence[tuple[str, BoundMetric]],
     device: torch.device,
     models: Sequence[torch.nn.Module] = (),
+    prediction_bounds: tuple[float, float] = (0.0, 1.0),
 ) -> None:
     """Check dataset, predictors and metrics on one train and one test batch.
 
@@ -212,6 +218,8 @@ def preflight(
         dataset_who, and the first item of each pair: how a violation names the component,
             e.g. ``"model 'flip' (vpbench-flip 1.2.3)"``.
         models: modules to put in eval mode for the check (their mode is restored).
+        prediction_bounds: the range predictions must lie in; [0, 1] is the VideoModel
+            contract, predictions made elsewhere may be unclipped.
 
     Raises:
         ContractError: one line per violation.
@@ -222,7 +230,7 @@ def preflight(
     for m in models:
         m.eval()
     try:
-        _run(pf, dataset, dataset_who, predictors, metrics, device)
+        _run(pf, dataset, dataset_who, predictors, metrics, device, prediction_bounds)
     finally:
         for m, mode in zip(models, modes):
             m.train(mode)

@@ -7,6 +7,7 @@ a new record is written to its own directory; the original run is left untouched
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import time
 from collections.abc import Callable, Sequence
@@ -53,7 +54,7 @@ def rescore_run(req: EvalRequest, registry: Registry, echo: Echo = print) -> tup
     if bad:
         raise ConfigError(f"vpbench eval only changes eval.* keys (got {', '.join(bad)}); the rest is the run's own")
     cfg = build_run_config(apply_overrides(saved.raw, req.sets))
-    saved = type(saved)(saved.root, saved.model, saved.dataset, cfg, saved.raw)
+    saved = dataclasses.replace(saved, config=cfg)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = RunDir(req.out or Path("runs") / f"{req.run.name}-eval-{stamp}")
     if out.record.exists():

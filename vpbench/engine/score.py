@@ -2,7 +2,8 @@
 
 The predictions file is ``.npy`` (one array) or ``.npz`` (key ``predictions``, and optionally
 ``ids``: the test-clip index of each row), shaped ``[N, S, C, H, W]`` in the dataset's test
-order, float in [0, 1] or uint8 in 0-255. ``N`` must be the number of test clips scored
+order, float in [0, 1] (unclipped model outputs, within [-1, 2], are scored as they are) or
+uint8 in 0-255. ``N`` must be the number of test clips scored
 (``eval.max_sequences`` when set). The record's model name is the user's, its package
 :data:`vpbench.records.EXTERNAL`, and the leaderboard shows it like any other run.
 """
@@ -40,6 +41,9 @@ from .rng import seed_everything
 __all__ = ["ScoreRequest", "load_predictions", "score_predictions"]
 
 Echo = Callable[[str], None]
+#: Predictions made elsewhere may be unclipped model outputs (OpenSTL scores MSE and MAE on
+#: them); values beyond this range mean another scale (0-255) and are refused.
+UNCLIPPED_BOUNDS = (-1.0, 2.0)
 
 
 @dataclass
@@ -168,6 +172,7 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
         [(who, _Served(served))],
         [(component(registry, "metric", m.name), m) for m in metrics],
         device,
+        prediction_bounds=UNCLIPPED_BOUNDS,
     )
 
     predictors: dict[str, Predictor] = {req.name: _Served(served)}
