@@ -142,8 +142,9 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
         macs, fps = _profile_value(e.profile, "macs"), _profile_value(e.profile, "throughput")
         raw.update(params=params, macs=macs, throughput=fps, budget=budget, steps=steps, batch_size=batch)
         shown.update(params=fmt_si(params), macs=fmt_si(macs), throughput=fmt_si(fps, " seq/s"), budget=budget)
-        hw = _hardware(rec) if e.kind == "run" else "—"
-        wall = rec.wall_time_s if e.kind == "run" else None
+        own = e.kind == "run" and rec.model.package != EXTERNAL  # scored elsewhere: not our hardware or time
+        hw = _hardware(rec) if own else "—"
+        wall = rec.wall_time_s if own else None
         raw.update(hardware=hw, wall_time_s=wall)
         shown.update(hardware=hw, wall_time=fmt_seconds(wall))
         rows.append(raw)

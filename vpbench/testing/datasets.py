@@ -91,13 +91,18 @@ def check_deterministic(registry: Registry, name: str, data_root: Path) -> None:
 
 
 def check_fixed_clips(registry: Registry, name: str, data_root: Path) -> None:
-    """``fixed_test_sequences`` are distinct indices into the test split."""
+    """``fixed_test_sequences`` are distinct indices into the test split, of valid clips."""
     ds = _build(registry, name, data_root)
     n = len(ds.split("test"))  # type: ignore[arg-type]
     ids = list(ds.fixed_test_sequences)
     bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < n]
     if bad or len(set(ids)) != len(ids):
         fail(f"dataset {name!r}: fixed_test_sequences must be distinct indices in [0, {n}); got {ids}")
+    test: Any = ds.split("test")
+    pf = Preflight()
+    check_clips(pf, f"dataset {name!r}", "fixed test", [test[i] for i in ids], (ds.context + ds.horizon, *ds.frame_shape.as_tuple()))
+    if pf.violations:
+        fail("; ".join(pf.violations))
 
 
 def dataset_cases(registry: Registry, names: Sequence[str] | None = None, data_root: Path | None = None) -> list[Case]:
