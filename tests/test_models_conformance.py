@@ -17,6 +17,7 @@ from vpbench.testing import all_cases, dataset_cases, metric_cases, model_cases,
 
 REGISTRY = get_registry()
 DATA = Path(os.environ["VPBENCH_TEST_DATA"]) if os.environ.get("VPBENCH_TEST_DATA") else None
+ALEXNET = DATA / "weights" / "alexnet_features-7be5be79.pth" if DATA else None
 
 
 @pytest.mark.parametrize("case", model_cases(REGISTRY), ids=str)
@@ -25,7 +26,9 @@ def test_model_conformance(case):
 
 
 @pytest.mark.parametrize("case", metric_cases(REGISTRY), ids=str)
-def test_metric_conformance(case):
+def test_metric_conformance(case, monkeypatch):
+    if ALEXNET is not None and ALEXNET.is_file():  # LPIPS is checked too when the real weights are here
+        monkeypatch.setenv("VPBENCH_LPIPS_WEIGHTS", str(ALEXNET))
     run_in_pytest(case)
 
 
