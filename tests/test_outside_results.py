@@ -136,6 +136,26 @@ def test_eval_rescores_a_finished_run_to_the_same_numbers_without_training(tmp_p
     assert last.test_sequences == 3 and last.train.selected_step == 4 and last.train.select_metric is None
 
 
+def test_eval_takes_a_checkpoint_file_and_refuses_one_of_another_config(tmp_path, trained, registry):
+    import shutil
+
+    from vpbench.engine.rescore import EvalRequest, rescore_run
+    from vpbench.errors import CheckpointError
+
+    copy = tmp_path / "elsewhere.pt"
+    shutil.copy(trained / "checkpoints" / "best.pt", copy)
+    record, _ = rescore_run(EvalRequest(run=trained, checkpoint=str(copy), out=tmp_path / "f", device="cpu",
+                                        progress=False), registry, echo=lambda s: None)
+    assert record.metrics == read_record(trained / "record.json").metrics
+    assert record.artifacts["rescored_from"]["checkpoint_kind"] == "file"
+    with pytest.raises(ConfigError, match=r"--checkpoint 'nope\.pt' is neither best, last nor an existing file"):
+        rescore_run(EvalRequest(run=trained, checkpoint="nope.pt", out=tmp_path / "h"), registry)
+    spec = trained / "run.yaml"
+    spec.write_text(spec.read_text().replace("hidden: 8", "hidden: 6"))
+    with pytest.raises(CheckpointError, match=r"another config of 'tinyconv' \(differs in: hidden\)"):
+        rescore_run(EvalRequest(run=trained, out=tmp_path / "g", device="cpu", progress=False), registry)
+
+
 def test_eval_of_a_stopped_run_uses_its_last_checkpoint(tmp_path, trained, registry):
     from vpbench.engine.rescore import EvalRequest, rescore_run
 

@@ -85,9 +85,9 @@ def build_saved(
     dataset = build_dataset(registry, run.dataset, cfg.dataset, data_root, cfg.seed)
     model = build_model(registry, run.model, cfg.model, dataset.frame_shape, dataset.context, dataset.horizon)
     model_cfg = model.config.model_dump(mode="json")
+    chosen = _choose(run, which)
     last = run.root / "checkpoints" / "last.pt"
     state = load_checkpoint(last, model=run.model, model_config=model_cfg)["train_state"] if last.is_file() else None
-    chosen = _choose(run, which)
     if chosen is None:
         if model.stages() and cfg.train.max_steps > 0:
             raise ConfigError(f"{run.root} has no checkpoint to load; train it (vpbench run --resume --out {run.root})")
