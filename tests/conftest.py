@@ -40,7 +40,7 @@ class TinyConv(VideoModel):
         prev, last = context[:, -2], context[:, -1]
         out = []
         for _ in range(horizon):
-            prev, last = last, self._next(prev, last)
+            prev, last = last, self._next(prev, last).clamp(0, 1)  # the contract: frames in [0, 1]
             out.append(last)
         return torch.stack(out, dim=1)
 

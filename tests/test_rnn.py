@@ -221,6 +221,23 @@ def test_convlstm_cell_outputs_o_times_tanh_c_not_o_times_g() -> None:
     assert torch.allclose(h, 0.5 * torch.tanh(c))  # OpenSTL v0.3.0's o ∘ g would give 0
 
 
+def test_convlstm_forget_gate_has_no_constant_by_default_as_in_openstl() -> None:
+    """OpenSTL's ConvLSTM cell adds nothing to the forget gate; PredRNN's ST-LSTM adds 1."""
+    model = build("convlstm")
+    assert model.config.forget_bias == 0.0
+    assert all(cell.forget_bias == 0.0 for cell in model.cells)
+    assert build("predrnn").config.forget_bias == 1.0
+    cell = model.cells[0]
+    for p in cell.parameters():
+        torch.nn.init.zeros_(p)  # every pre-activation 0: f = σ(0) = 1/2, i = 1/2, g = 0
+    x = torch.rand(1, cell.conv_x.in_channels, *model.size)
+    c_prev = torch.ones(1, model.config.hidden, *model.size)
+    _, c = cell(x, (torch.zeros_like(c_prev), c_prev))
+    assert torch.allclose(c, torch.full_like(c, 0.5))
+    for stem in ("convlstm-glyphs", "convlstm-mmnist", "convlstm-kth"):
+        assert _config(stem).get("forget_bias", 0.0) == 0.0
+
+
 def test_predrnn_memory_zigzags_from_top_layer_to_bottom_layer_of_next_step() -> None:
     torch.manual_seed(0)
     model = build("predrnn", num_layers=3)

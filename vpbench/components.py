@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,20 +44,38 @@ class BoundMetric:
 
 
 def build_metrics(
-    registry: Registry, names: Sequence[str] | None, protocols: Sequence[str]
+    registry: Registry,
+    names: Sequence[str] | None,
+    protocols: Sequence[str],
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[list[BoundMetric], dict[str, str]]:
-    """Instantiate each metric under each protocol; return also the unavailable ones and why."""
+    """Instantiate each metric under each protocol; return also the unavailable ones and why.
+
+    With ``names`` None (every registered metric), a metric that lacks one of the
+    ``protocols`` is skipped for that protocol and ``warn`` is told; a metric named
+    explicitly must offer every protocol.
+    """
     chosen = list(names) if names is not None else registry.metrics.names()
     bound: list[BoundMetric] = []
     unavailable: dict[str, str] = {}
     for name in chosen:
         spec = registry.metrics.get(name)
-        cls = spec.load()
+        cls = None
         for protocol in protocols:
             if protocol not in spec.protocols:
+                offers = ", ".join(spec.protocols) or "none"
+                if names is None:
+                    if warn is not None:
+                        warn(
+                            f"metric {name!r} (package {registry.metrics.entry(name).package}) has no protocol "
+                            f"{protocol!r} (it offers: {offers}); skipped under {protocol!r}"
+                        )
+                    continue
                 raise ConfigError(
-                    f"metric {name!r} has no protocol {protocol!r}; it offers: {', '.join(spec.protocols)}"
+                    f"metric {name!r} has no protocol {protocol!r}; it offers: {offers}"
                 )
+            if cls is None:
+                cls = spec.load()
             metric = cls(protocol=protocol)
             reason = metric.available()
             if reason is not None:

@@ -18,6 +18,7 @@ __all__ = [
     "TrainingError",
     "StorageError",
     "RunLockedError",
+    "ContractError",
 ]
 
 
@@ -60,3 +61,5 @@ class StorageError(VpbenchError):
 
 class RunLockedError(VpbenchError):
     """A run directory that another vpbench process is writing."""
+class ContractError(PluginError):
+    """A plugin's component breaks the contract (shape, dtype, range): found by the pre-flight."""

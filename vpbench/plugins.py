@@ -20,6 +20,8 @@ from .specs import DatasetSpec, MetricSpec, ModelSpec
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PluginManager",
+    "unmarked_hooks",
     "ALLOW_ENV",
     "get_plugin_manager",
     "Registry",
@@ -44,10 +46,63 @@ def _entry_points() -> Iterable[metadata.EntryPoint]:
     return metadata.entry_points(group=ENTRY_POINT_GROUP)
 
 
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, plus what went wrong while loading plugins.
+
+    Attributes:
+        broken: entry-point name -> one-line reason, for plugins that failed to import;
+            they are left out and the others work.
+        problems: one line per plugin defect that does not stop it from loading (a
+            function named like a hook but not marked ``@vpbench.hookimpl``).
+    """
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.broken: dict[str, str] = {}
+        self.problems: list[str] = []
+
+    def warnings(self) -> list[str]:
+        """Everything a command should warn about once, one line each."""
+        out = [
+            f"plugin {name!r} is broken and was left out: {why} "
+            f"(fix or uninstall it, or leave it out of {ALLOW_ENV}; `vpbench plugins` lists it)"
+            for name, why in sorted(self.broken.items())
+        ]
+        return out + self.problems
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def unmarked_hooks(plugin: object) -> list[str]:
+    """Names of functions on ``plugin`` that look like hooks but lack ``@vpbench.hookimpl``.
+
+    pluggy silently ignores such a function, so the plugin would register nothing.
+    """
+    is_module = isinstance(plugin, type(pluggy))
+    found = []
+    for attr in sorted(dir(plugin)):
+        if not attr.startswith("register_"):
+            continue
+        value = getattr(plugin, attr, None)
+        if not callable(value) or hasattr(value, f"{ENTRY_POINT_GROUP}_impl"):
+            continue
+        # a module's own functions only, not helpers it imported under such a name
+        if not is_module or getattr(value, "__module__", None) == getattr(plugin, "__name__", None):
+            found.append(attr)
+    return found
+
+
 def get_plugin_manager(
     plugins: Iterable[object] = (), *, load_entry_points: bool = True
-) -> pluggy.PluginManager:
+) -> PluginManager:
     """Return a new plugin manager with the hook specs and the installed plugins.
+
+    A plugin that fails to import is left out and recorded in ``pm.broken`` (the others
+    still load); a function named like a hook without the ``@vpbench.hookimpl`` marker is
+    recorded in ``pm.problems``.
 
     Args:
         plugins: extra plugin objects (modules or instances) to register, e.g. in tests.
@@ -55,9 +110,9 @@ def get_plugin_manager(
             ``VPBENCH_PLUGINS`` allow-list when that variable is set.
 
     Raises:
-        PluginError: a plugin fails to import or implements a hook that does not exist.
+        PluginError: a plugin implements a hook that does not exist.
     """
-    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm = PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     if load_entry_points:
         allowed = _allowed()
@@ -68,13 +123,20 @@ def get_plugin_manager(
                 continue
             try:
                 pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
-            except Exception as exc:  # a broken third-party plugin must name itself
-                raise PluginError(
-                    f"plugin {name!r} failed to import: {exc}; "
-                    f"fix or uninstall it, or leave it out of {ALLOW_ENV}"
-                ) from exc
+            # Third-party import code may raise anything; the plugin is named and left out
+            # so that one broken package does not take every other plugin down.
+            except Exception as exc:
+                pm.broken[name] = f"failed to import: {_one_line(exc)}"
     for obj in plugins:
         pm.register(obj)
+    for plugin_name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        for attr in unmarked_hooks(plugin):
+            pm.problems.append(
+                f"plugin {plugin_name!r} defines {attr}() without @vpbench.hookimpl, so vpbench ignores it; "
+                "decorate it with @vpbench.hookimpl"
+            )
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

@@ -18,6 +18,7 @@ from .fsutil import atomic_write_json
 
 __all__ = [
     "SCHEMA",
+    "EXTERNAL",
     "MetricResult",
     "ComponentInfo",
     "TrainSummary",
@@ -29,6 +30,8 @@ __all__ = [
 
 #: Bumped whenever a field changes meaning.
 SCHEMA = "vpbench.run/1"
+#: ``model.package`` of a record written by ``vpbench score`` from predictions made elsewhere.
+EXTERNAL = "external predictions"
 
 
 class _Strict(BaseModel):

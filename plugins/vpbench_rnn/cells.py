@@ -1,7 +1,9 @@
 """Recurrent cells: ConvLSTM (Shi et al. 2015) and the spatiotemporal LSTM (Wang et al. 2017).
 
-Convolutions carry no bias, as in the PredRNN family (the forget gates get a constant +1
-instead), so parameter counts are comparable with PredRNN and OpenSTL. ``*`` below is a
+Convolutions carry no bias, as in the PredRNN family, so parameter counts are comparable
+with PredRNN and OpenSTL. Each cell adds a constant ``forget_bias`` (``β`` below) to its forget-gate
+pre-activations: PredRNN's ST-LSTM uses 1.0; OpenSTL's ConvLSTM adds none (0.0), and neither
+constant is part of Shi et al.'s equations. ``*`` below is a
 ``k × k`` convolution with "same" padding, ``∘`` the element-wise product. Every tensor is
 ``[B, channels, h, w]`` with ``h × w`` the patched frame size.
 """
@@ -27,13 +29,15 @@ class ConvLSTMCell(nn.Module):
     """ConvLSTM (Shi et al. 2015, eq. 3)::
 
         i_t = σ(W_xi * X_t + W_hi * H_{t-1} [+ W_ci ∘ C_{t-1}])
-        f_t = σ(W_xf * X_t + W_hf * H_{t-1} [+ W_cf ∘ C_{t-1}] + 1)
+        f_t = σ(W_xf * X_t + W_hf * H_{t-1} [+ W_cf ∘ C_{t-1}] + β)
         C_t = f_t ∘ C_{t-1} + i_t ∘ tanh(W_xc * X_t + W_hc * H_{t-1})
         o_t = σ(W_xo * X_t + W_ho * H_{t-1} [+ W_co ∘ C_t])
         H_t = o_t ∘ tanh(C_t)
 
-    The bracketed peephole terms (per-position weights ``[hidden, h, w]``) are on with
-    ``peephole=True``. Note ``H_t = o_t ∘ tanh(C_t)``: OpenSTL's v0.3.0 cell used
+    ``β`` is ``forget_bias``, a constant that is not part of Shi et al.'s equation 3 (whose
+    gates have learnt biases, which these bias-free convolutions omit). The ``convlstm`` model
+    defaults it to 0.0, matching OpenSTL's ConvLSTM cell. The bracketed peephole terms
+    (per-position weights ``[hidden, h, w]``) are on with ``peephole=True``. Note ``H_t = o_t ∘ tanh(C_t)``: OpenSTL's v0.3.0 cell used
     ``o_t ∘ g_t`` (issue #68), which the published ConvLSTM rows were trained with.
     """
 
@@ -68,11 +72,11 @@ class SpatioTemporalLSTMCell(nn.Module):
 
         g_t  = tanh(W_xg * X_t + W_hg * H^l_{t-1})        temporal memory C (per layer)
         i_t  = σ(W_xi * X_t + W_hi * H^l_{t-1})
-        f_t  = σ(W_xf * X_t + W_hf * H^l_{t-1} + 1)
+        f_t  = σ(W_xf * X_t + W_hf * H^l_{t-1} + β)
         C^l_t = f_t ∘ C^l_{t-1} + i_t ∘ g_t
         g'_t = tanh(W'_xg * X_t + W_mg * M^{l-1}_t)       spatiotemporal memory M (zigzag)
         i'_t = σ(W'_xi * X_t + W_mi * M^{l-1}_t)
-        f'_t = σ(W'_xf * X_t + W_mf * M^{l-1}_t + 1)
+        f'_t = σ(W'_xf * X_t + W_mf * M^{l-1}_t + β)
         M^l_t = f'_t ∘ M^{l-1}_t + i'_t ∘ g'_t
         o_t  = σ(W_xo * X_t + W_ho * H^l_{t-1} + W_co * C^l_t + W_mo * M^l_t)
         H^l_t = o_t ∘ tanh(W_{1×1} * [C^l_t, M^l_t])

@@ -18,6 +18,9 @@ class ConvLSTM(RecurrentPredictor):
 
     class Config(RecurrentConfig):
         peephole: bool = Field(False, description="Shi et al.'s peephole terms W_c ∘ C (off in PredRNN/OpenSTL)")
+        forget_bias: float = Field(
+            0.0, description="constant added to forget-gate pre-activations (0.0: OpenSTL's ConvLSTM cell adds none)"
+        )
 
     config: Config
 

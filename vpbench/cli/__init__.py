@@ -25,19 +25,30 @@ class AppState:
 
     pm: pluggy.PluginManager
     _registry: object | None = field(default=None, repr=False)
+    #: plugin problems (broken imports, unmarked hooks) were already shown
+    warned: bool = False
 
     @property
     def registry(self):  # type: ignore[no-untyped-def]
         from ..plugins import Registry
 
         if self._registry is None:
+            self.warn_plugin_problems()
             self._registry = Registry(self.pm)
         return self._registry
+
+    def warn_plugin_problems(self) -> None:
+        """Warn once on stderr about broken plugins; the command goes on without them."""
+        if self.warned:
+            return
+        self.warned = True
+        for line in getattr(self.pm, "warnings", lambda: [])():
+            click.echo(f"warning: {line}", err=True)
 
 
 def build_cli(pm: pluggy.PluginManager) -> click.Group:
     """Assemble the command group for ``pm``: built-in commands, then plugin commands."""
-    from . import data, leaderboard, plugins, profile, run, tune
+    from . import check, data, evaluate, leaderboard, plugins, predict, profile, run, score, tune
 
     @click.group(
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -55,7 +66,7 @@ def build_cli(pm: pluggy.PluginManager) -> click.Group:
         """
         ctx.obj = AppState(pm)
 
-    for module in (run, plugins, data, profile, leaderboard, tune):
+    for module in (run, evaluate, score, predict, check, plugins, data, profile, leaderboard, tune):
         cli.add_command(module.command)
     pm.hook.register_commands(cli=cli)
     return cli

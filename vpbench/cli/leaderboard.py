@@ -34,12 +34,22 @@ def _is_dir_target(out: Path) -> bool:
     return out.is_dir() or out.suffix == ""
 
 
+def _command(records_dir: Path, out: Path, dataset: str | None, no_figures: bool) -> str:
+    """The command line that produced a site, as the pages state it."""
+    import shlex
+
+    parts = ["vpbench", "leaderboard", "--records", records_dir.as_posix(), "--out", out.as_posix()]
+    parts += ["--dataset", dataset] if dataset else []
+    parts += ["--no-figures"] if no_figures else []
+    return shlex.join(parts)
+
+
 @click.command("leaderboard", epilog=EPILOG)
 @click.option("--dataset", "-d", help="Only this dataset (default: every dataset with records or reported tables).")
 @click.option("--records", "records_dir", type=click.Path(path_type=Path), default=Path("leaderboards/records"), show_default=True, help="Folder searched recursively for <run>/record.json.")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True, help="Output format.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output FILE, or DIR for a site (md) / one file per table (csv, latex). Default: stdout.")
-@click.option("--no-figures", is_flag=True, help="Write the markdown only, not the PNG figures (faster; same markdown).")
+@click.option("--no-figures", is_flag=True, help="Write the markdown only, not the PNG figures (faster; same tables).")
 @click.pass_obj
 def command(app: object, dataset: str | None, records_dir: Path, fmt: str, out: Path | None, no_figures: bool) -> None:
     """Build leaderboards from run records: one table per dataset, test set and metric
@@ -70,7 +80,10 @@ def command(app: object, dataset: str | None, records_dir: Path, fmt: str, out: 
         click.echo(render_flat(board, fmt), nl=False)
         return
     if site:
-        written = write_site(board, out, figures=not no_figures) if fmt == "md" else write_table_files(board, out, fmt)
+        if fmt == "md":
+            written = write_site(board, out, figures=not no_figures, command=_command(records_dir, out, dataset, no_figures))
+        else:
+            written = write_table_files(board, out, fmt)
         runs = sum(len(g.records) for db in board.datasets for g in db.groups)
         click.echo(f"{len(written)} files written to {out} from {runs} records ({len(loaded.problems)} skipped)")
         return

@@ -14,8 +14,10 @@ __all__ = ["command"]
 def command(app: object, kind: str | None) -> None:
     """List installed models, datasets and metrics (imports no model code).
 
-    Set VPBENCH_PLUGINS=name,name to load only those entry points.
+    Set VPBENCH_PLUGINS=name,name to load only those entry points. Plugins that failed
+    to import are listed as broken, with their error.
     """
+    app.warned = True  # type: ignore[attr-defined]  # listed below instead
     reg = app.registry  # type: ignore[attr-defined]
     if kind in (None, "models"):
         rows = [[e.spec.name, e.package, e.plugin, e.spec.description] for e in reg.models]
@@ -32,3 +34,11 @@ def command(app: object, kind: str | None) -> None:
             for e in reg.metrics
         ]
         click.echo("Metrics\n" + tabulate(rows, ["name", "better", "protocols", "package", "description"]))
+    pm = app.pm  # type: ignore[attr-defined]
+    broken = getattr(pm, "broken", {})
+    problems = getattr(pm, "problems", [])
+    if broken:
+        rows = [[name, why] for name, why in sorted(broken.items())]
+        click.echo("\nBroken plugins (left out; the others work)\n" + tabulate(rows, ["plugin", "error"]))
+    if problems:
+        click.echo("\nPlugin problems\n" + "\n".join(f"- {p}" for p in problems))

@@ -28,6 +28,7 @@ from ..visualize import plot_per_frame, save_strip
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
 from .guards import check_compare, check_run_dir, check_test_split, check_trainable
+from .preflight import preflight_run
 from .rng import seed_everything
 from .rundir import run_lock
 from .train import RunInterrupted, Trainer, TrainState, ValidationCallback
@@ -203,9 +204,10 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     shape = dataset.frame_shape
     model = build_model(registry, res.model, cfg.model, shape, dataset.context, dataset.horizon).to(device)
     model_cfg = model.config.model_dump(mode="json")
-    metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols)
+    metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
     for name, why in unavailable.items():
         echo(f"warning: metric {name} unavailable: {why}")
+    preflight_run(registry, res.model, res.dataset, dataset, model, metrics, device)  # before any training
 
     stages = model.stages()
     select = None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..records import RunRecord
+from ..records import EXTERNAL, RunRecord
 from .entries import Entry
 from .safety import md_text
 from .load import TestSet
@@ -96,6 +96,8 @@ def _budget(e: Entry) -> tuple[str, int | None, int | None]:
         return "none (untrained, scored inside that run)", None, None
     t = e.source.record.train
     batch = t.config.get("batch_size")
+    if e.source.record.model.package == EXTERNAL:
+        return "unknown (external predictions, scored by `vpbench score`)", None, None
     if t.steps_done == 0:
         return "none (not trained)", 0, batch if isinstance(batch, int) else None
     text = f"{t.steps_done:,} steps" + (f" × batch {batch}" if isinstance(batch, int) else "")
@@ -140,12 +142,13 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
                 shown[col.key] = _fmt_metric(col.key, res.mean)
             else:
                 shown[col.key] = "n/a" if e.unavailable(col.key) else "—"
-        params = rec.params_total if e.kind == "run" else None
+        params = rec.params_total if e.kind == "run" and rec.model.package != EXTERNAL else None
         macs, fps = _profile_value(e.profile, "macs"), _profile_value(e.profile, "throughput")
         raw.update(params=params, macs=macs, throughput=fps, budget=budget, steps=steps, batch_size=batch)
         shown.update(params=fmt_si(params), macs=fmt_si(macs), throughput=fmt_si(fps, " seq/s"), budget=budget)
-        hw = _hardware(rec) if e.kind == "run" else "—"
-        wall = rec.wall_time_s if e.kind == "run" else None
+        own = e.kind == "run" and rec.model.package != EXTERNAL  # scored elsewhere: not our hardware or time
+        hw = _hardware(rec) if own else "—"
+        wall = rec.wall_time_s if own else None
         raw.update(hardware=hw, wall_time_s=wall)
         shown.update(hardware=hw, wall_time=fmt_seconds(wall))
         rows.append(raw)
@@ -169,7 +172,8 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
     return table
 
 
-def _is_generated(info: dict[str, Any]) -> bool:
+def is_generated(info: dict[str, Any]) -> bool:
+    """Whether ``data_info`` says the test set was generated (not a published test set)."""
     if info.get("standard_test_set") is False:
         return True
     return "generated" in repr(info.get("test_set", "")).lower() + repr(info.get("test", "")).lower()
@@ -194,5 +198,5 @@ def provenance(records: Sequence[RunRecord]) -> str:
             parts.append(f"{key} {info[key]}")
     if not parts:
         parts.append("the dataset plugin gave no provenance (data_info is empty)")
-    label = "**Generated test set** (not a published test set): " if _is_generated(info) else "Test set: "
+    label = "**Generated test set** (not a published test set): " if is_generated(info) else "Test set: "
     return label + md_text("; ".join(parts))

@@ -1,0 +1,144 @@
+"""Re-score a finished or stopped run without training: ``vpbench eval --run DIR``.
+
+The run's saved config rebuilds its dataset and model, a checkpoint (best by default) is
+loaded, the test split is scored with the run's metrics (``eval.*`` may be overridden), and
+a new record is written to its own directory; the original run is left untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..components import build_metrics, build_model
+from ..config import apply_overrides, build_run_config
+from ..data.root import resolve_data_root
+from ..errors import ConfigError
+from ..hardware import git_info, hardware_info, resolve_device
+from ..plugins import Registry
+from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
+from .evaluate import Predictor, evaluate
+from .preflight import preflight_run
+from .rng import seed_everything
+from .run import RunDir, _count_params, _write_pictures
+from .saved import build_saved, read_run
+
+__all__ = ["EvalRequest", "rescore_run"]
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class EvalRequest:
+    run: Path
+    checkpoint: str = "best"
+    sets: Sequence[str] = ()
+    out: Path | None = None
+    data_root: Path | None = None
+    device: str = "auto"
+    compare: Sequence[str] = ("copy-last",)
+    progress: bool = True
+    argv: Sequence[str] = ()
+
+
+def rescore_run(req: EvalRequest, registry: Registry, echo: Echo = print) -> tuple[RunRecord, Path]:
+    t0 = time.monotonic()
+    saved = read_run(req.run, registry)
+    bad = [s.partition("=")[0] for s in req.sets if not s.partition("=")[0].strip().startswith("eval.")]
+    if bad:
+        raise ConfigError(f"vpbench eval only changes eval.* keys (got {', '.join(bad)}); the rest is the run's own")
+    cfg = build_run_config(apply_overrides(saved.raw, req.sets))
+    saved = dataclasses.replace(saved, config=cfg)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = RunDir(req.out or Path("runs") / f"{req.run.name}-eval-{stamp}")
+    if out.record.exists():
+        raise ConfigError(f"{out.root} already holds a record; choose another --out")
+    if out.root.resolve() == req.run.resolve():
+        raise ConfigError("--out must not be the run directory itself; the original run stays as it is")
+    device = resolve_device(req.device)
+    seed_everything(cfg.seed)
+    dataset, model, ckpt = build_saved(saved, registry, resolve_data_root(req.data_root), device, req.checkpoint)
+    dataset.check()
+    echo(
+        f"eval {req.run}: model {saved.model}, dataset {saved.dataset}, "
+        + (f"checkpoint {ckpt.path} (step {ckpt.step})" if ckpt.path else "no checkpoint (untrained model)")
+    )
+    metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
+    for name, why in unavailable.items():
+        echo(f"warning: metric {name} unavailable: {why}")
+    preflight_run(registry, saved.model, saved.dataset, dataset, model, metrics, device)
+
+    predictors: dict[str, Predictor] = {saved.model: model.predict}
+    for name in req.compare:
+        if name != saved.model and name in registry.models:
+            base = build_model(registry, name, {}, dataset.frame_shape, dataset.context, dataset.horizon).to(device)
+            predictors[name] = base.predict
+    results = evaluate(
+        predictors, dataset.split("test"), metrics, context=dataset.context, horizon=dataset.horizon, device=device,
+        batch_size=cfg.eval.batch_size, limit=cfg.eval.max_sequences, progress=req.progress,
+    )
+    main = results[saved.model]
+    out.root.mkdir(parents=True, exist_ok=True)
+    artifacts = _write_pictures(out, dataset, model, predictors, results, saved.model)
+    artifacts["rescored_from"] = {
+        "run": str(req.run),
+        "checkpoint": str(ckpt.path) if ckpt.path else None,
+        "checkpoint_kind": ckpt.kind,
+        "step": ckpt.step,
+    }
+    profile: dict[str, Any] = {}
+    if cfg.eval.profile:
+        from ..profiling import profile_model
+
+        profile = profile_model(model, context=dataset.context, horizon=dataset.horizon, device=device,
+                                batch_size=min(8, cfg.eval.batch_size), repeats=2)
+    state = ckpt.train_state or {}
+    total, trainable = _count_params(model)
+    model_cfg = model.config.model_dump(mode="json")
+    chose_best = ckpt.kind == "best"
+    record = RunRecord(
+        run_id=out.root.name,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        vpbench_version=__version__,
+        git=git_info(),
+        argv=list(req.argv),
+        seed=cfg.seed,
+        model=ComponentInfo(name=saved.model, package=registry.models.entry(saved.model).package, config=model_cfg),
+        dataset=ComponentInfo(
+            name=saved.dataset, package=registry.datasets.entry(saved.dataset).package,
+            config=dataset.config.model_dump(mode="json"),
+        ),
+        data_checksum=dataset.checksum(),
+        data_info=dataset.describe(),
+        frame_shape=dataset.frame_shape.as_tuple(),
+        context=dataset.context,
+        horizon=dataset.horizon,
+        params_total=total,
+        params_trainable=trainable,
+        train=TrainSummary(
+            config=cfg.train.model_dump(mode="json"),
+            steps_done=int(state.get("global_step", 0)),
+            stages=list(state.get("stage_log", [])),
+            selected_step=ckpt.step,
+            select_metric=cfg.train.select_metric if chose_best else None,
+            select_value=state.get("best_value") if chose_best else None,
+            wall_time_s=float(state.get("wall_time_s", 0.0)),
+        ),
+        test_sequences=main.sequences,
+        metrics=main.metrics,
+        unavailable_metrics=unavailable,
+        nan_frames=main.nan_frames,
+        baselines={k: v.metrics for k, v in results.items() if k != saved.model},
+        artifacts=artifacts,
+        profile=profile,
+        hardware=hardware_info(device),
+        wall_time_s=round(time.monotonic() - t0, 2),
+    )
+    write_record(record, out.record)
+    return record, out.root

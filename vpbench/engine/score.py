@@ -1,0 +1,254 @@
+"""Score predictions made by any framework on a dataset's test split and write a normal record.
+
+The predictions file is ``.npy`` (one array) or ``.npz`` (key ``predictions``, and optionally
+``ids``: the test-clip index of each row), shaped ``[N, S, C, H, W]`` in the dataset's test
+order, float in [0, 1] (unclipped model outputs, within [-1, 2], are scored as they are) or
+uint8 in 0-255. ``N`` must be the number of test clips scored
+(``eval.max_sequences`` when set). The record's model name is the user's, its package
+:data:`vpbench.records.EXTERNAL`, and the leaderboard shows it like any other run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import __version__
+from ..components import build_dataset, build_metrics, build_model
+from ..config import apply_overrides, build_run_config, load_yaml
+from ..data.root import resolve_data_root
+from ..errors import ConfigError, DataError
+from ..fsutil import atomic_path
+from ..hardware import git_info, hardware_info, resolve_device
+from ..interfaces import VideoDataset
+from ..plugins import Registry
+from ..records import EXTERNAL, ComponentInfo, RunRecord, TrainSummary, write_record
+from ..visualize import save_strip
+from .evaluate import Predictor, evaluate
+from .preflight import component, preflight
+from .rng import seed_everything
+
+__all__ = ["ScoreRequest", "load_predictions", "score_predictions"]
+
+Echo = Callable[[str], None]
+#: Predictions made elsewhere may be unclipped model outputs (OpenSTL scores MSE and MAE on
+#: them); values beyond this range mean another scale (0-255) and are refused.
+UNCLIPPED_BOUNDS = (-1.0, 2.0)
+
+
+@dataclass
+class ScoreRequest:
+    """What ``vpbench score`` was asked."""
+
+    dataset: str
+    predictions: Path
+    name: str
+    config_file: Path | None = None
+    sets: Sequence[str] = ()
+    out: Path | None = None
+    data_root: Path | None = None
+    device: str = "auto"
+    compare: Sequence[str] = ("copy-last",)
+    progress: bool = True
+    argv: Sequence[str] = ()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The predictions array and the ``ids`` array when the file has one."""
+    if not path.is_file():
+        raise ConfigError(f"predictions file {path} does not exist; pass --predictions FILE.npy|FILE.npz")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a readable .npy/.npz file ({' '.join(str(exc).split())}); save it with numpy.save") from exc
+    if isinstance(loaded, np.ndarray):
+        return loaded, None
+    with loaded as npz:
+        keys = list(npz.files)
+        if "predictions" in npz.files:
+            preds = npz["predictions"]
+        elif len([k for k in keys if k != "ids"]) == 1:
+            preds = npz[next(k for k in keys if k != "ids")]
+        else:
+            raise DataError(f"{path} holds arrays {keys}; name the predictions 'predictions' (and optionally 'ids')")
+        ids = npz["ids"] if "ids" in npz.files else None
+    return preds, ids
+
+
+def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoDataset, n: int, path: Path, name: str) -> Tensor:
+    """Count, order and shape against the test split; uint8 is scaled to [0, 1]."""
+    S, (C, H, W) = dataset.horizon, dataset.frame_shape.as_tuple()
+    want = f"[N, S, C, H, W] = [{n}, {S}, {C}, {H}, {W}] in {name}'s test order"
+    if preds.ndim != 5 or tuple(preds.shape[1:]) != (S, C, H, W):
+        raise DataError(f"predictions in {path} have shape {list(preds.shape)}; expected {want}")
+    if preds.shape[0] != n:
+        raise DataError(
+            f"{path} holds {preds.shape[0]} predicted clips; the test split of {name} has {n} to score "
+            f"(expected {want}; eval.max_sequences scores only the first N)"
+        )
+    if ids is not None:
+        ids = np.asarray(ids).reshape(-1)
+        if ids.shape[0] != n:
+            raise DataError(f"{path}: 'ids' has {ids.shape[0]} entries for {n} predicted clips; give one test index per clip")
+        wrong = np.flatnonzero(ids != np.arange(n))
+        if wrong.size:
+            i = int(wrong[0])
+            raise DataError(
+                f"{path} is not in {name}'s test order: row {i} has id {ids[i]}, expected {i}; "
+                f"sort the rows by id (row i must predict test clip i)"
+            )
+    if preds.dtype == np.uint8:
+        return torch.from_numpy(preds.astype(np.float32) / 255.0)
+    if not np.issubdtype(preds.dtype, np.floating):
+        raise DataError(f"predictions in {path} have dtype {preds.dtype}; save float in [0, 1] or uint8 in 0-255")
+    return torch.from_numpy(np.ascontiguousarray(preds, dtype=np.float32))
+
+
+class _Served:
+    """A predictor that returns the file's rows in test order, batch after batch."""
+
+    def __init__(self, preds: Tensor) -> None:
+        self.preds = preds
+        self.offset = 0
+
+    def __call__(self, context: Tensor, horizon: int) -> Tensor:
+        b = context.shape[0]
+        out = self.preds[self.offset : self.offset + b].to(context.device)
+        self.offset += b
+        return out
+
+
+def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print) -> tuple[RunRecord, Path]:
+    """Score ``req.predictions`` on ``req.dataset``'s test split; write ``<out>/record.json``."""
+    t0 = time.monotonic()
+    registry.datasets.get(req.dataset)
+    if not req.name.strip() or "/" in req.name:
+        raise ConfigError(f"--name {req.name!r} must be a non-empty model name without '/'")
+    data: dict[str, Any] = load_yaml(req.config_file) if req.config_file is not None else {}
+    data = apply_overrides(data, req.sets)
+    for section in ("model", "train"):
+        if data.get(section):
+            raise ConfigError(f"vpbench score trains nothing: drop the {section}.* keys (only dataset.*, eval.*, seed)")
+    cfg = build_run_config(data)
+    device = resolve_device(req.device)
+    out = req.out or Path("runs") / f"{req.name}-{req.dataset}-scored-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S}"
+    if (out / "record.json").exists():
+        raise ConfigError(f"{out} already holds a record; choose another --out")
+
+    seed_everything(cfg.seed)
+    dataset = build_dataset(registry, req.dataset, cfg.dataset, resolve_data_root(req.data_root), cfg.seed)
+    dataset.check()
+    test = dataset.split("test")
+    n_all = len(test)  # type: ignore[arg-type]
+    n = min(n_all, cfg.eval.max_sequences) if cfg.eval.max_sequences is not None else n_all
+    preds, ids = load_predictions(req.predictions)
+    served = check_predictions(preds, ids, dataset, n, req.predictions, req.dataset)
+
+    metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
+    for metric, why in unavailable.items():
+        echo(f"warning: metric {metric} unavailable: {why}")
+    who = f"predictions {req.predictions.name} ({EXTERNAL})"
+    preflight(
+        dataset,
+        component(registry, "dataset", req.dataset),
+        [(who, _Served(served))],
+        [(component(registry, "metric", m.name), m) for m in metrics],
+        device,
+        prediction_bounds=UNCLIPPED_BOUNDS,
+    )
+
+    predictors: dict[str, Predictor] = {req.name: _Served(served)}
+    for base in req.compare:
+        if base != req.name and base in registry.models:
+            model = build_model(registry, base, {}, dataset.frame_shape, dataset.context, dataset.horizon).to(device)
+            predictors[base] = model.predict
+    results = evaluate(
+        predictors, test, metrics, context=dataset.context, horizon=dataset.horizon, device=device,
+        batch_size=cfg.eval.batch_size, limit=n, progress=req.progress,
+    )
+    main = results[req.name]
+    artifacts = _fixed_sequences(out, dataset, served, predictors, req.name)
+    record = RunRecord(
+        run_id=out.name,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        vpbench_version=__version__,
+        git=git_info(),
+        argv=list(req.argv),
+        seed=cfg.seed,
+        model=ComponentInfo(
+            name=req.name,
+            package=EXTERNAL,
+            config={"predictions": req.predictions.name, "predictions_sha256": _sha256(req.predictions)},
+        ),
+        dataset=ComponentInfo(
+            name=req.dataset,
+            package=registry.datasets.entry(req.dataset).package,
+            config=dataset.config.model_dump(mode="json"),
+        ),
+        data_checksum=dataset.checksum(),
+        data_info=dataset.describe(),
+        frame_shape=dataset.frame_shape.as_tuple(),
+        context=dataset.context,
+        horizon=dataset.horizon,
+        params_total=0,
+        params_trainable=0,
+        train=TrainSummary(config={}, steps_done=0),
+        test_sequences=main.sequences,
+        metrics=main.metrics,
+        unavailable_metrics=unavailable,
+        nan_frames=main.nan_frames,
+        baselines={k: v.metrics for k, v in results.items() if k != req.name},
+        artifacts=artifacts,
+        hardware=hardware_info(device),
+        wall_time_s=round(time.monotonic() - t0, 2),
+    )
+    write_record(record, out / "record.json")
+    return record, out
+
+
+def _fixed_sequences(
+    out: Path, dataset: VideoDataset, served: Tensor, predictors: dict[str, Predictor], name: str
+) -> dict[str, Any]:
+    """``fixed_sequences.npz`` and strips, as a run writes them, for the leaderboard's picture."""
+    test = dataset.split("test")
+    ids = [i for i in dataset.fixed_test_sequences if 0 <= i < served.shape[0]]
+    if not ids:
+        return {"fixed_sequences": []}
+    T, S = dataset.context, dataset.horizon
+    clips = torch.stack([test[i] for i in ids]).float()
+    preds = {name: served[ids]}
+    with torch.no_grad():
+        for k, p in predictors.items():
+            if k != name:
+                preds[k] = p(clips[:, :T], S).float().cpu()
+
+    def u8(x: Tensor) -> np.ndarray:
+        return (x.nan_to_num().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+    arrays = {"ids": np.array(ids), "clips": u8(clips), **{f"pred_{k}": u8(v) for k, v in preds.items()}}
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "fixed_sequences.npz") as tmp, tmp.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+    for j, i in enumerate(ids):
+        rows = [("context", clips[j, :T].numpy()), ("truth", clips[j, T : T + S].numpy())]
+        rows += [(k, v[j].numpy()) for k, v in preds.items()]
+        save_strip(out / "strips" / f"test_{i:05d}.png", rows)
+    return {"fixed_sequences": ids}
