@@ -11,6 +11,7 @@ import yaml
 from vpbench import FrameShape
 from vpbench.errors import ConfigError
 from vpbench_shrvq import TINY
+from vpbench_shrvq.decoding import best_leaf, leaf_log_probs, leaf_sampler, per_layer
 from vpbench_shrvq.hrvq import HRQuantizer
 from vpbench_shrvq.model import SHRVQVAE
 from vpbench_shrvq.prior import IncrementalSampler, STPixelCNN
@@ -144,7 +145,7 @@ def test_changing_a_token_never_changes_logits_that_precede_it(attention: str) -
 def test_cached_sampler_equals_full_recomputation(attention: str) -> None:
     prior = small_prior(attention)
     ctx = random_paths(prior, 2, 2)
-    greedy = lambda lg: lg.argmax(-1)  # noqa: E731
+    greedy = per_layer(prior, lambda lg: lg.argmax(-1))
     cached = IncrementalSampler(prior).sample(ctx, 3, greedy)
     with torch.no_grad():
         full = prior.sample_uncached(ctx, 3, greedy)
@@ -155,13 +156,77 @@ def test_cached_sampler_equals_full_recomputation(attention: str) -> None:
     tf = prior.logits(paths)[0][:, 2:]
     assert tf.argmax(-1).equal(cached[:, 0])
     # multinomial sampling draws the same tokens from the same random stream
-    draw = lambda lg: torch.multinomial(lg.softmax(-1), 1)[:, 0]  # noqa: E731
+    draw = per_layer(prior, lambda lg: torch.multinomial(lg.softmax(-1), 1)[:, 0])
     torch.manual_seed(5)
     a = IncrementalSampler(prior).sample(ctx, 2, draw)
     torch.manual_seed(5)
     with torch.no_grad():
         b = prior.sample_uncached(ctx, 2, draw)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("picker", ["best-leaf", "sample"])
+def test_leaf_pickers_give_the_same_tokens_cached_and_uncached(picker: str) -> None:
+    prior = small_prior()
+    ctx = random_paths(prior, 2, 2)
+    make = lambda: best_leaf(prior) if picker == "best-leaf" else leaf_sampler(prior, 0.7, top_k=5, top_p=0.9)  # noqa: E731
+    torch.manual_seed(5)
+    a = IncrementalSampler(prior).sample(ctx, 2, make())
+    torch.manual_seed(5)
+    with torch.no_grad():
+        b = prior.sample_uncached(ctx, 2, make())
+    assert torch.equal(a, b)
+
+
+def brute_force_leaves(prior: STPixelCNN, o: torch.Tensor) -> torch.Tensor:
+    """log p(k1) + log p(k2|k1) + log p(k3|k1,k2) for every leaf, one explicit path at a time."""
+    m, out = prior.m, []
+    for k1 in range(m):
+        for k2 in range(m):
+            for k3 in range(m):
+                g1, g2 = torch.full((o.shape[0],), k1), torch.full((o.shape[0],), k1 * m + k2)
+                lp = prior.head(0, o, None).log_softmax(-1)[:, k1]
+                lp = lp + prior.head(1, o, g1).log_softmax(-1)[:, k2]
+                lp = lp + prior.head(2, o, g2).log_softmax(-1)[:, k3]
+                out.append(lp)
+    return torch.stack(out, 1)
+
+
+def test_best_leaf_equals_brute_force_map_and_can_beat_greedy_per_layer() -> None:
+    torch.manual_seed(0)
+    prior = STPixelCNN(3, 3, (2, 2), 4, 8, 1, 1, 8, 2, "full", 1, 0.0).eval()
+    with torch.no_grad():
+        for head in prior.heads:  # sharpen the heads so that the tree's structure matters
+            head.weight.mul_(8)
+        o = torch.randn(400, 8)
+        exact = brute_force_leaves(prior, o)
+        assert torch.allclose(leaf_log_probs(prior, o), exact, atol=1e-5)
+        ks, gs = best_leaf(prior)(o)
+        leaf = gs[:, -1]
+        assert torch.equal(leaf, exact.argmax(1))
+        assert torch.equal(gs[:, 0], ks[:, 0]) and torch.equal(leaf, (ks[:, 0] * 3 + ks[:, 1]) * 3 + ks[:, 2])
+        gk, gg = per_layer(prior, lambda lg: lg.argmax(-1))(o)
+        greedy_lp = exact.gather(1, gg[:, -1:])[:, 0]
+        best_lp = exact.max(1).values
+        assert (greedy_lp <= best_lp + 1e-6).all()
+        assert (greedy_lp < best_lp - 1e-3).any()  # greedy per layer misses the MAP leaf somewhere
+
+
+def test_leaf_sampler_truncates_to_top_k_and_nucleus() -> None:
+    torch.manual_seed(0)
+    prior = STPixelCNN(2, 3, (2, 2), 4, 8, 1, 1, 8, 2, "full", 1, 0.0).eval()
+    with torch.no_grad():
+        o = torch.randn(1, 8).expand(3000, -1)
+        lp = leaf_log_probs(prior, o[:1])[0]
+        order = lp.argsort(descending=True)
+        _, gs = leaf_sampler(prior, top_k=2)(o)
+        assert set(gs[:, -1].tolist()) == set(order[:2].tolist())
+        p = lp.exp()[order]
+        mass = float(p[:3].sum())  # nucleus reaching exactly the first three leaves' mass
+        _, gs = leaf_sampler(prior, top_p=mass - 1e-4)(o)
+        assert set(gs[:, -1].tolist()) == set(order[:3].tolist())
+        _, gs = leaf_sampler(prior, temperature=1e-3)(o)  # τ -> 0 is the MAP leaf
+        assert set(gs[:, -1].tolist()) == {int(order[0])}
 
 
 def test_model_predict_cached_and_uncached_agree() -> None:

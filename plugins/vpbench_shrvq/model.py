@@ -31,7 +31,8 @@ from vpbench.errors import ConfigError
 from vpbench.fsutil import atomic_path
 
 from .hrvq import Decoder, Encoder, HRQuantizer
-from .prior import Chooser, IncrementalSampler, STPixelCNN
+from .decoding import Picker, best_leaf, leaf_sampler, per_layer
+from .prior import IncrementalSampler, STPixelCNN
 
 __all__ = ["SHRVQVAE"]
 
@@ -73,8 +74,13 @@ class SHRVQVAE(vpbench.VideoModel):
         joint_fraction: float = Field(0.3, ge=0, lt=1, description="share for the joint stage (training=joint); the prior stage gets the rest")
         joint_lambda: float = Field(0.11, ge=0, description="λ of Eq. 9 (per-frame SSE against per-frame CE)")
         # prediction
-        sampling: Literal["greedy", "sample"] = Field("greedy", description="argmax per layer, or draw from softmax(logits / temperature)")
-        temperature: float = Field(1.0, gt=0, description="sampling temperature (sampling=sample)")
+        sampling: Literal["greedy", "best-leaf", "sample"] = Field(
+            "best-leaf",
+            description="greedy: argmax per layer; best-leaf: exact MAP leaf argmax p(k1)p(k2|k1)...; sample: draw a leaf",
+        )
+        temperature: float = Field(1.0, gt=0, description="leaf temperature τ (sampling=sample): p(leaf)^(1/τ)")
+        top_k: int = Field(0, ge=0, description="sampling=sample: draw among the k most probable leaves (0: all)")
+        top_p: float = Field(1.0, gt=0, le=1, description="sampling=sample: nucleus mass (1: all leaves)")
         cached_sampling: bool = Field(True, description="incremental cached sampler (exact); false recomputes everything")
 
     config: Config
@@ -236,11 +242,14 @@ class SHRVQVAE(vpbench.VideoModel):
 
     # ---------------------------------------------------------------------- prediction
 
-    def chooser(self) -> Chooser:
-        if self.config.sampling == "greedy":
-            return lambda lg: lg.argmax(-1)
-        tau = self.config.temperature
-        return lambda lg: torch.multinomial((lg / tau).softmax(-1), 1)[:, 0]
+    def picker(self) -> Picker:
+        """The voxel decoding of ``model.sampling`` (see decoding.py)."""
+        cfg = self.config
+        if cfg.sampling == "greedy":
+            return per_layer(self.prior, lambda lg: lg.argmax(-1))
+        if cfg.sampling == "best-leaf":
+            return best_leaf(self.prior)
+        return leaf_sampler(self.prior, cfg.temperature, cfg.top_k, cfg.top_p)
 
     def predict_indices(self, context: Tensor, horizon: int, cached: bool | None = None) -> Tensor:
         """Future local indices ``[B, n, S, h, w]`` for ``context [B, T, C, H, W]`` (eval mode)."""
@@ -255,8 +264,8 @@ class SHRVQVAE(vpbench.VideoModel):
             with torch.no_grad():
                 paths = self.quantizer.paths_of(self.encode_indices(context), dim=1)
                 if cached:
-                    return IncrementalSampler(self.prior).sample(paths, horizon, self.chooser())
-                return self.prior.sample_uncached(paths, horizon, self.chooser())
+                    return IncrementalSampler(self.prior).sample(paths, horizon, self.picker())
+                return self.prior.sample_uncached(paths, horizon, self.picker())
         finally:
             self.train(was_training)
 
