@@ -101,13 +101,79 @@ def test_dead_children_are_reseeded_only_from_residuals_of_their_own_parent() ->
     z = torch.randn(500, 2)
     q.init_from_data(z, iters=5)
     out = q(z)
-    q.usage(1).fill_(10.0)
+    q.usage(1).fill_(0.25)  # usage is a share of the vectors: 125 hits per batch of 500
     q.usage(1)[3] = 0.0  # child 1 of parent 1 is dead
     assert q.restart_dead(out, threshold=1.0) == 1
     routed = out.residuals[1][out.paths[:, 0] == 1]
     new = q.codebooks[1][1, 1].detach()
     assert (routed - new).abs().sum(1).min() == 0  # one of the parent's own residuals
-    assert q.usage(1)[3] == 1.0  # its statistics are reset
+    assert q.usage(1)[3] * 500 == pytest.approx(1.0)  # its statistics are reset to the threshold
+    assert q.reseeded == [(1, 1, 1)]
+
+
+def _static_and_moving(seed: int = 0) -> torch.Tensor:
+    """Latents of 'background' cells (one vector plus 1e-3 noise) and spread 'digit' cells."""
+    g = torch.Generator().manual_seed(seed)
+    bg = torch.tensor([3.0, -2.0]) + 1e-3 * torch.randn(600, 2, generator=g)
+    fg = torch.randn(400, 2, generator=g)
+    return torch.cat([bg, fg])
+
+
+@pytest.mark.parametrize("zero_code", [False, True])
+def test_restarts_never_touch_a_parent_with_negligible_residual(zero_code: bool) -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=3, branching=3, dim=2, beta=0.25, min_energy=0.02, zero_code=zero_code)
+    z = _static_and_moving()
+    q.init_from_data(z, iters=5)
+    out = q(z)
+    bg_parent = int(out.paths[0, 1])  # the background's level-2 path
+    assert (out.paths[:600, 1] == bg_parent).all()  # one stable path through level 2 ...
+    assert (out.paths[:600, 2] == out.paths[0, 2]).all()  # ... and level 3
+    assert not q.codebooks[2][bg_parent].detach().any()  # its children are zero, not fitted to noise
+    before = q.codebooks[2].detach().clone()
+    q.usage(2).zero_()  # every level-3 child looks dead
+    q.usage(1).fill_(1.0)  # every level-2 parent looks alive
+    assert q.restart_dead(out, threshold=1.0) > 0
+    after = q.codebooks[2].detach()
+    assert torch.equal(after[bg_parent], before[bg_parent])  # the static parent was left alone
+    changed = (after != before).any(-1).any(-1)
+    assert changed.any()  # parents with material residuals were re-seeded
+    assert all(p != bg_parent for _, p, _ in q.reseeded)
+    if zero_code:
+        assert not q.book(2)[:, 0].any()  # the fixed zero child stays zero and is never re-seeded
+        assert all(c != 0 for i, _, c in q.reseeded if i > 0)
+
+
+def test_without_the_energy_rule_the_static_parent_is_reseeded_from_noise() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=3, branching=3, dim=2, beta=0.25, min_energy=0.0)
+    z = _static_and_moving()
+    q.init_from_data(z, iters=5)
+    out = q(z)
+    assert out.paths[:600, 2].unique().numel() > 1  # k-means on noise splits the static cells
+
+
+def test_reseeded_codewords_get_fresh_adam_moments() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=2, branching=2, dim=2, beta=0.25)
+    opt = torch.optim.Adam(q.parameters(), lr=1e-2)
+    z = torch.randn(100, 2)
+    q(z).loss.backward()
+    opt.step()
+    assert opt.state[q.codebooks[1]]["exp_avg_sq"].abs().sum() > 0
+    q.reseeded = [(1, 0, 1)]
+    q.reset_optimizer_rows(opt)
+    state = opt.state[q.codebooks[1]]
+    assert not state["exp_avg"][0, 1].any() and not state["exp_avg_sq"][0, 1].any()
+    assert state["exp_avg_sq"][1].abs().sum() > 0 and q.reseeded == []
+
+
+def test_usage_is_a_share_whatever_the_batch_size() -> None:
+    q = HRQuantizer(layers=1, branching=2, dim=1, beta=0.25, usage_decay=0.0)
+    q.track_usage(torch.tensor([[0], [0], [0], [1]]))
+    assert q.usage(0).tolist() == [0.75, 0.25]
+    q.track_usage(torch.tensor([[0], [1]] * 500))
+    assert q.usage(0).tolist() == [0.5, 0.5]
 
 
 # -------------------------------------------------------------------------------- prior
@@ -267,8 +333,21 @@ def test_joint_step_trains_decoder_and_prior_but_not_encoder_or_codebooks() -> N
     assert out.logs["sse_frame"] > 0
 
 
+def test_free_running_joint_step_decodes_the_codes_the_prior_predicts_from_the_context() -> None:
+    m = build(training="joint", joint_codes="free")
+    x = clips()
+    m.init_codebooks(x)
+    seen: list[torch.Tensor] = []
+    original = m.decode_sum
+    m.decode_sum = lambda e: (seen.append(e.detach().clone()), original(e))[1]  # type: ignore[method-assign]
+    m.joint_loss(x).loss.backward()
+    expected = m.quantizer.lookup(m.predict_indices(x[:, :3], 2).permute(0, 2, 3, 4, 1)).flatten(0, 1)
+    assert torch.equal(seen[0], expected)
+    assert m.training  # prediction inside the step leaves the model in training mode
+
+
 def test_reconstruction_term_alone_reaches_the_prior_through_the_straight_through_codes() -> None:
-    m = build(training="joint", joint_lambda=1.0)
+    m = build(training="joint", joint_lambda=1.0, joint_codes="teacher")
     x = clips()
     m.init_codebooks(x)
     ce = m._ce(m.prior.logits(m._targets(x)), m._targets(x))[0]
