@@ -478,3 +478,41 @@ def test_glyphs_config_builds_for_the_embedded_dataset() -> None:
     m = paper_model("glyphs", FrameShape(1, 64, 64), 10, 10)
     assert m.grid == (8, 8)
     assert [s.name for s in m.stages()] == ["autoencoder", "prior"]
+
+
+def test_delayed_kmeans_init_runs_once_after_init_after_steps_and_resets_adam() -> None:
+    m = build(init_after=3, restart_every=2)
+    ae = m.stages()[0]
+    assert ae.on_start is None  # no init on the first batch
+    x = clips()
+    opt = torch.optim.Adam(m.ae_parameters(), lr=1e-3)
+    assert ae.on_optimizer is not None
+    ae.on_optimizer(opt)
+    for step in range(3):
+        opt.zero_grad()
+        ae.step(x, step).loss.backward()
+        opt.step()
+        if step < 2:
+            ae.after_step(x, step)  # type: ignore[misc]
+            assert not m.quantizer.reseeded  # step 2 (before init) restarts nothing
+    moved = [cb.detach().clone() for cb in m.quantizer.codebooks]
+    ae.after_step(x, 2)  # type: ignore[misc]  # step 3: the k-means init
+    assert any(not torch.allclose(a, b, atol=1e-3) for a, b in zip(moved, m.quantizer.codebooks))
+    assert len(m.quantizer.reseeded) == sum(cb.shape[0] * cb.shape[1] for cb in m.quantizer.codebooks)
+    opt.zero_grad()
+    ae.step(x, 3).loss.backward()
+    opt.step()  # the pre-step hook zeroes every codeword's moments before this update
+    assert not m.quantizer.reseeded
+
+
+def test_artifacts_report_codebook_usage_and_decoding(tmp_path: Path) -> None:
+    m = build()
+    frames = clips(b=1, f=6)[0]
+    frames[:, :, :16] = 0.0  # the top half is background
+    m.init_codebooks(frames[None])
+    out = m.artifacts(tmp_path, frames)
+    usage = out["codebook_usage"]
+    assert out["decoding"] == "best-leaf"
+    assert [set(r) for r in usage["all"]] == [{"codes_used", "perplexity"}] * 2
+    assert 0 < usage["foreground_share"] < 1
+    assert 0 <= usage["background_finest_flip_rate"] <= 1
