@@ -71,3 +71,15 @@ def test_auto_selection_prefers_lpips_and_falls_back_to_ssim(registry, monkeypat
         pytest.skip("the LPIPS half needs the AlexNet weights in VPBENCH_TEST_DATA (../shared/data)")
     monkeypatch.setenv("VPBENCH_LPIPS_WEIGHTS", str(weights))
     assert resolve_select_metric(registry, "auto") == "lpips"
+
+
+def test_leaderboard_rows_show_the_record_flag(tmp_path) -> None:
+    from test_leaderboard import make_record
+
+    from vpbench.leaderboard.entries import entries_for
+    from vpbench.leaderboard.load import LoadedRecord
+
+    flagged = make_record("r1", "alpha", baselines={"blank": (13.0, 200.0)}).model_copy(update={"flags": [FLAG_BELOW_BLANK]})
+    plain = make_record("r2", "beta")
+    rows = {e.label for e in entries_for([LoadedRecord(tmp_path / "a", flagged), LoadedRecord(tmp_path / "b", plain)])}
+    assert rows == {f"alpha ({FLAG_BELOW_BLANK})", "beta", "blank (baseline)"}
