@@ -144,6 +144,22 @@ def test_restarts_never_touch_a_parent_with_negligible_residual(zero_code: bool)
         assert all(c != 0 for i, _, c in q.reseeded if i > 0)
 
 
+def test_a_parent_whose_residual_becomes_negligible_collapses_to_one_stable_path() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=3, branching=3, dim=2, beta=0.25, min_energy=0.0, zero_code=True)
+    z = _static_and_moving()
+    q.init_from_data(z, iters=5)  # without the rule, k-means fits the static cells' noise
+    out = q(z)
+    assert out.paths[:600, 2].unique().numel() > 1
+    q.min_energy = 0.02  # now the rule applies at the next restart pass
+    q.usage(1).fill_(1.0)
+    q.restart_dead(out, threshold=1.0)
+    assert q.collapsed >= 1
+    again = q(z)
+    assert again.paths[:600, 2].unique().numel() == 1  # one stable path for the static cells
+    assert again.paths[600:, 2].unique().numel() > 3  # the moving content keeps its codes
+
+
 def test_without_the_energy_rule_the_static_parent_is_reseeded_from_noise() -> None:
     torch.manual_seed(0)
     q = HRQuantizer(layers=3, branching=3, dim=2, beta=0.25, min_energy=0.0)
@@ -298,7 +314,10 @@ def test_leaf_sampler_truncates_to_top_k_and_nucleus() -> None:
 def test_model_predict_cached_and_uncached_agree() -> None:
     m = build()
     ctx = clips()[:, :3]
-    assert torch.equal(m.predict_indices(ctx, 2, cached=True), m.predict_indices(ctx, 2, cached=False))
+    torch.manual_seed(3)
+    cached = m.predict_indices(ctx, 2, cached=True)
+    torch.manual_seed(3)
+    assert torch.equal(cached, m.predict_indices(ctx, 2, cached=False))  # same draws from the same stream
     out = m.predict(ctx, 2)
     assert out.shape == (2, 2, 1, 32, 32) and out.min() >= 0 and out.max() <= 1
 
@@ -334,7 +353,7 @@ def test_joint_step_trains_decoder_and_prior_but_not_encoder_or_codebooks() -> N
 
 
 def test_free_running_joint_step_decodes_the_codes_the_prior_predicts_from_the_context() -> None:
-    m = build(training="joint", joint_codes="free")
+    m = build(training="joint", joint_codes="free", sampling="greedy")  # deterministic codes to compare
     x = clips()
     m.init_codebooks(x)
     seen: list[torch.Tensor] = []
@@ -512,7 +531,7 @@ def test_artifacts_report_codebook_usage_and_decoding(tmp_path: Path) -> None:
     m.init_codebooks(frames[None])
     out = m.artifacts(tmp_path, frames)
     usage = out["codebook_usage"]
-    assert out["decoding"] == "best-leaf"
+    assert out["decoding"] == "sample (leaf draw, temperature 1.0, top_k all, top_p 0.8)"
     assert [set(r) for r in usage["all"]] == [{"codes_used", "perplexity"}] * 2
     assert 0 < usage["foreground_share"] < 1
     assert 0 <= usage["background_finest_flip_rate"] <= 1

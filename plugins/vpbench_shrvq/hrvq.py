@@ -150,6 +150,8 @@ class HRQuantizer(nn.Module):
             self.register_buffer(f"usage{i}", torch.full((branching ** (i + 1),), 1.0 / branching ** (i + 1)))
         #: rows ``(layer, parent, child)`` re-seeded since the optimiser last saw them
         self.reseeded: list[tuple[int, int, int]] = []
+        #: parents whose children were set to zero by :meth:`restart_dead` (negligible residual)
+        self.collapsed = 0
 
     def usage(self, i: int) -> Tensor:
         return getattr(self, f"usage{i}")
@@ -254,7 +256,8 @@ class HRQuantizer(nn.Module):
     def restart_dead(self, q: Quantized, threshold: float, generator: torch.Generator | None = None) -> int:
         """Re-seed children with fewer than ``threshold`` EMA hits per batch (of this batch's
         size) whose parent is alive and has a material residual, from this batch's residuals
-        routed to the *same* parent; returns the number re-seeded (listed in ``reseeded``)."""
+        routed to the *same* parent; returns the number re-seeded (listed in ``reseeded``).
+        A live parent whose residual is negligible gets all-zero children instead."""
         restarted = 0
         n_vec = q.paths.shape[0]
         z = q.residuals[0]
@@ -266,7 +269,17 @@ class HRQuantizer(nn.Module):
             if i == 0:
                 eligible = torch.ones(1, dtype=torch.bool, device=usage.device)
             else:
-                eligible = (self.usage(i - 1) * n_vec >= threshold) & self.material(q.residuals[i], parents, count, z)
+                alive = self.usage(i - 1) * n_vec >= threshold
+                material = self.material(q.residuals[i], parents, count, z)
+                eligible = alive & material
+                # a live parent whose residual became negligible: all its children to zero, so
+                # its vectors take one stable path (child 0) instead of codes fitted to noise
+                seen = torch.bincount(parents, minlength=count) > 0
+                nonzero = self.codebooks[i].detach().abs().sum((1, 2)) > 0
+                for p in (alive & seen & ~material & nonzero).nonzero().flatten().tolist():
+                    self.codebooks[i][p] = 0.0
+                    self.reseeded += [(i, p, c) for c in range(self.m)]
+                    self.collapsed += 1
             dead = (hits < threshold).view(-1, self.m) & eligible.view(-1, 1)
             if self.zero_code and i > 0:
                 dead[:, 0] = False  # the fixed zero child is never re-seeded

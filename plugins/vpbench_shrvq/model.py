@@ -59,7 +59,7 @@ class SHRVQVAE(vpbench.VideoModel):
         restart_every: int = Field(50, ge=0, description="steps between dead-code restarts (0: never)")
         dead_threshold: float = Field(1.0, ge=0, description="EMA hits per batch below which a child is dead")
         restart_min_energy: float = Field(
-            0.02, ge=0, description="a parent's mean squared residual, over Var(ξ^0), below which its children are left alone"
+            0.05, ge=0, description="a parent's mean squared residual, over Var(ξ^0), below which its children are left alone"
         )
         zero_code: bool = Field(True, description="child 0 of every codebook below layer 1 is a fixed zero codeword")
         ae_frames_per_clip: int = Field(0, ge=0, description="random frames per clip in the autoencoder stage (0: all)")
@@ -86,12 +86,12 @@ class SHRVQVAE(vpbench.VideoModel):
         )
         # prediction
         sampling: Literal["greedy", "best-leaf", "sample"] = Field(
-            "best-leaf",
+            "sample",
             description="greedy: argmax per layer; best-leaf: exact MAP leaf argmax p(k1)p(k2|k1)...; sample: draw a leaf",
         )
         temperature: float = Field(1.0, gt=0, description="leaf temperature τ (sampling=sample): p(leaf)^(1/τ)")
         top_k: int = Field(0, ge=0, description="sampling=sample: draw among the k most probable leaves (0: all)")
-        top_p: float = Field(1.0, gt=0, le=1, description="sampling=sample: nucleus mass (1: all leaves)")
+        top_p: float = Field(0.8, gt=0, le=1, description="sampling=sample: nucleus mass (1: all leaves)")
         cached_sampling: bool = Field(True, description="incremental cached sampler (exact); false recomputes everything")
 
     config: Config
@@ -285,6 +285,13 @@ class SHRVQVAE(vpbench.VideoModel):
 
     # ---------------------------------------------------------------------- prediction
 
+    def decoding(self) -> str:
+        """Which decoding produced the predictions, in words (stored in the record)."""
+        cfg = self.config
+        if cfg.sampling != "sample":
+            return cfg.sampling
+        return f"sample (leaf draw, temperature {cfg.temperature}, top_k {cfg.top_k or 'all'}, top_p {cfg.top_p})"
+
     def picker(self) -> Picker:
         """The voxel decoding of ``model.sampling`` (see decoding.py)."""
         cfg = self.config
@@ -346,5 +353,5 @@ class SHRVQVAE(vpbench.VideoModel):
             "prefix_recon_mse": [round(F.mse_loss(p, frames).item(), 6) for p in prefixes],
             "layer_reconstructions": path.name,
             "codebook_usage": usage,
-            "decoding": self.config.sampling,
+            "decoding": self.decoding(),
         }
