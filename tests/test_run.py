@@ -145,7 +145,7 @@ def test_record_json_is_versioned(registry, small_glyphs, tmp_path):
 
 def test_evaluate_only_tests_a_stopped_run_as_it_stands(registry, small_glyphs, tmp_path, monkeypatch):
     sets = small_glyphs + ["train.max_steps=10", "train.batch_size=4", "train.eval_every=2",
-                           "train.val_sequences=4", "train.checkpoint_every=2"]
+                           "train.val_sequences=4", "train.checkpoint_every=2", "train.select_metric=mse"]
     with monkeypatch.context() as m:
         _interrupt_at(m, 5)
         with pytest.raises(RunInterrupted):
