@@ -28,3 +28,19 @@ def test_config_threads_is_applied_and_recorded(registry, small_glyphs, tmp_path
         assert "2 CPU threads" in lines[0]
     finally:
         torch.set_num_threads(before)
+
+
+def test_two_runs_with_the_same_seed_are_bitwise_identical(registry, small_glyphs, tmp_path) -> None:
+    from vpbench_shrvq import TINY
+
+    sets = [*small_glyphs, "train.max_steps=6", "train.batch_size=2", "train.eval_every=3", "train.val_sequences=2",
+            "model.restart_every=2", "model.init_after=2", "eval.profile=false"]  # fmt: skip
+    sets += [f"model.{k}={v}" for k, v in TINY.items()]
+    records = []
+    for name in ("a", "b"):
+        req = RunRequest(model="shrvq", dataset="glyphs", sets=sets, out=tmp_path / name, device="cpu", progress=False,
+                         compare=())  # fmt: skip
+        records.append(execute_run(req, registry, echo=lambda s: None)[0])
+    a, b = (r.metrics["openstl"] for r in records)
+    assert {k: v.per_frame for k, v in a.items()} == {k: v.per_frame for k, v in b.items()}
+    assert (tmp_path / "a" / "fixed_sequences.npz").read_bytes() == (tmp_path / "b" / "fixed_sequences.npz").read_bytes()
