@@ -30,7 +30,7 @@ def test_first_party_plugins_register_through_the_entry_point_group():
 def test_allow_list_isolates_plugins(monkeypatch):
     monkeypatch.setenv("VPBENCH_PLUGINS", "baselines")
     reg = get_registry()
-    assert reg.models.names() == ["copy-last", "mean-context"]
+    assert reg.models.names() == ["blank", "copy-last", "mean-context"]
     assert reg.datasets.names() == []
 
 

@@ -39,7 +39,7 @@ def test_trained_model_is_selected_on_validation_and_compared(registry, small_gl
     record, run_dir = execute_run(_req("tinyconv", tmp_path / "r", sets), registry, echo=lambda s: None)
     assert record.train.steps_done == 6
     assert record.train.selected_step in (3, 6)
-    assert record.train.select_metric == "mse"
+    assert record.train.select_metric in ("lpips", "ssim")  # auto: lpips when its weights are there
     assert "copy-last" in record.baselines
     assert (run_dir / "checkpoints" / "best.pt").is_file()
     assert record.params_total == record.params_trainable > 0
@@ -145,7 +145,7 @@ def test_record_json_is_versioned(registry, small_glyphs, tmp_path):
 
 def test_evaluate_only_tests_a_stopped_run_as_it_stands(registry, small_glyphs, tmp_path, monkeypatch):
     sets = small_glyphs + ["train.max_steps=10", "train.batch_size=4", "train.eval_every=2",
-                           "train.val_sequences=4", "train.checkpoint_every=2"]
+                           "train.val_sequences=4", "train.checkpoint_every=2", "train.select_metric=mse"]
     with monkeypatch.context() as m:
         _interrupt_at(m, 5)
         with pytest.raises(RunInterrupted):

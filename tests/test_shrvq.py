@@ -11,6 +11,7 @@ import yaml
 from vpbench import FrameShape
 from vpbench.errors import ConfigError
 from vpbench_shrvq import TINY
+from vpbench_shrvq.decoding import best_leaf, leaf_log_probs, leaf_sampler, per_layer
 from vpbench_shrvq.hrvq import HRQuantizer
 from vpbench_shrvq.model import SHRVQVAE
 from vpbench_shrvq.prior import IncrementalSampler, STPixelCNN
@@ -100,13 +101,95 @@ def test_dead_children_are_reseeded_only_from_residuals_of_their_own_parent() ->
     z = torch.randn(500, 2)
     q.init_from_data(z, iters=5)
     out = q(z)
-    q.usage(1).fill_(10.0)
+    q.usage(1).fill_(0.25)  # usage is a share of the vectors: 125 hits per batch of 500
     q.usage(1)[3] = 0.0  # child 1 of parent 1 is dead
     assert q.restart_dead(out, threshold=1.0) == 1
     routed = out.residuals[1][out.paths[:, 0] == 1]
     new = q.codebooks[1][1, 1].detach()
     assert (routed - new).abs().sum(1).min() == 0  # one of the parent's own residuals
-    assert q.usage(1)[3] == 1.0  # its statistics are reset
+    assert q.usage(1)[3] * 500 == pytest.approx(1.0)  # its statistics are reset to the threshold
+    assert q.reseeded == [(1, 1, 1)]
+
+
+def _static_and_moving(seed: int = 0) -> torch.Tensor:
+    """Latents of 'background' cells (one vector plus 1e-3 noise) and spread 'digit' cells."""
+    g = torch.Generator().manual_seed(seed)
+    bg = torch.tensor([3.0, -2.0]) + 1e-3 * torch.randn(600, 2, generator=g)
+    fg = torch.randn(400, 2, generator=g)
+    return torch.cat([bg, fg])
+
+
+@pytest.mark.parametrize("zero_code", [False, True])
+def test_restarts_never_touch_a_parent_with_negligible_residual(zero_code: bool) -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=3, branching=3, dim=2, beta=0.25, min_energy=0.02, zero_code=zero_code)
+    z = _static_and_moving()
+    q.init_from_data(z, iters=5)
+    out = q(z)
+    bg_parent = int(out.paths[0, 1])  # the background's level-2 path
+    assert (out.paths[:600, 1] == bg_parent).all()  # one stable path through level 2 ...
+    assert (out.paths[:600, 2] == out.paths[0, 2]).all()  # ... and level 3
+    assert not q.codebooks[2][bg_parent].detach().any()  # its children are zero, not fitted to noise
+    before = q.codebooks[2].detach().clone()
+    q.usage(2).zero_()  # every level-3 child looks dead
+    q.usage(1).fill_(1.0)  # every level-2 parent looks alive
+    assert q.restart_dead(out, threshold=1.0) > 0
+    after = q.codebooks[2].detach()
+    assert torch.equal(after[bg_parent], before[bg_parent])  # the static parent was left alone
+    changed = (after != before).any(-1).any(-1)
+    assert changed.any()  # parents with material residuals were re-seeded
+    assert all(p != bg_parent for _, p, _ in q.reseeded)
+    if zero_code:
+        assert not q.book(2)[:, 0].any()  # the fixed zero child stays zero and is never re-seeded
+        assert all(c != 0 for i, _, c in q.reseeded if i > 0)
+
+
+def test_a_parent_whose_residual_becomes_negligible_collapses_to_one_stable_path() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=3, branching=3, dim=2, beta=0.25, min_energy=0.0, zero_code=True)
+    z = _static_and_moving()
+    q.init_from_data(z, iters=5)  # without the rule, k-means fits the static cells' noise
+    out = q(z)
+    assert out.paths[:600, 2].unique().numel() > 1
+    q.min_energy = 0.02  # now the rule applies at the next restart pass
+    q.usage(1).fill_(1.0)
+    q.restart_dead(out, threshold=1.0)
+    assert q.collapsed >= 1
+    again = q(z)
+    assert again.paths[:600, 2].unique().numel() == 1  # one stable path for the static cells
+    assert again.paths[600:, 2].unique().numel() > 3  # the moving content keeps its codes
+
+
+def test_without_the_energy_rule_the_static_parent_is_reseeded_from_noise() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=3, branching=3, dim=2, beta=0.25, min_energy=0.0)
+    z = _static_and_moving()
+    q.init_from_data(z, iters=5)
+    out = q(z)
+    assert out.paths[:600, 2].unique().numel() > 1  # k-means on noise splits the static cells
+
+
+def test_reseeded_codewords_get_fresh_adam_moments() -> None:
+    torch.manual_seed(0)
+    q = HRQuantizer(layers=2, branching=2, dim=2, beta=0.25)
+    opt = torch.optim.Adam(q.parameters(), lr=1e-2)
+    z = torch.randn(100, 2)
+    q(z).loss.backward()
+    opt.step()
+    assert opt.state[q.codebooks[1]]["exp_avg_sq"].abs().sum() > 0
+    q.reseeded = [(1, 0, 1)]
+    q.reset_optimizer_rows(opt)
+    state = opt.state[q.codebooks[1]]
+    assert not state["exp_avg"][0, 1].any() and not state["exp_avg_sq"][0, 1].any()
+    assert state["exp_avg_sq"][1].abs().sum() > 0 and q.reseeded == []
+
+
+def test_usage_is_a_share_whatever_the_batch_size() -> None:
+    q = HRQuantizer(layers=1, branching=2, dim=1, beta=0.25, usage_decay=0.0)
+    q.track_usage(torch.tensor([[0], [0], [0], [1]]))
+    assert q.usage(0).tolist() == [0.75, 0.25]
+    q.track_usage(torch.tensor([[0], [1]] * 500))
+    assert q.usage(0).tolist() == [0.5, 0.5]
 
 
 # -------------------------------------------------------------------------------- prior
@@ -144,7 +227,7 @@ def test_changing_a_token_never_changes_logits_that_precede_it(attention: str) -
 def test_cached_sampler_equals_full_recomputation(attention: str) -> None:
     prior = small_prior(attention)
     ctx = random_paths(prior, 2, 2)
-    greedy = lambda lg: lg.argmax(-1)  # noqa: E731
+    greedy = per_layer(prior, lambda lg: lg.argmax(-1))
     cached = IncrementalSampler(prior).sample(ctx, 3, greedy)
     with torch.no_grad():
         full = prior.sample_uncached(ctx, 3, greedy)
@@ -155,7 +238,7 @@ def test_cached_sampler_equals_full_recomputation(attention: str) -> None:
     tf = prior.logits(paths)[0][:, 2:]
     assert tf.argmax(-1).equal(cached[:, 0])
     # multinomial sampling draws the same tokens from the same random stream
-    draw = lambda lg: torch.multinomial(lg.softmax(-1), 1)[:, 0]  # noqa: E731
+    draw = per_layer(prior, lambda lg: torch.multinomial(lg.softmax(-1), 1)[:, 0])
     torch.manual_seed(5)
     a = IncrementalSampler(prior).sample(ctx, 2, draw)
     torch.manual_seed(5)
@@ -164,10 +247,77 @@ def test_cached_sampler_equals_full_recomputation(attention: str) -> None:
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("picker", ["best-leaf", "sample"])
+def test_leaf_pickers_give_the_same_tokens_cached_and_uncached(picker: str) -> None:
+    prior = small_prior()
+    ctx = random_paths(prior, 2, 2)
+    make = lambda: best_leaf(prior) if picker == "best-leaf" else leaf_sampler(prior, 0.7, top_k=5, top_p=0.9)  # noqa: E731
+    torch.manual_seed(5)
+    a = IncrementalSampler(prior).sample(ctx, 2, make())
+    torch.manual_seed(5)
+    with torch.no_grad():
+        b = prior.sample_uncached(ctx, 2, make())
+    assert torch.equal(a, b)
+
+
+def brute_force_leaves(prior: STPixelCNN, o: torch.Tensor) -> torch.Tensor:
+    """log p(k1) + log p(k2|k1) + log p(k3|k1,k2) for every leaf, one explicit path at a time."""
+    m, out = prior.m, []
+    for k1 in range(m):
+        for k2 in range(m):
+            for k3 in range(m):
+                g1, g2 = torch.full((o.shape[0],), k1), torch.full((o.shape[0],), k1 * m + k2)
+                lp = prior.head(0, o, None).log_softmax(-1)[:, k1]
+                lp = lp + prior.head(1, o, g1).log_softmax(-1)[:, k2]
+                lp = lp + prior.head(2, o, g2).log_softmax(-1)[:, k3]
+                out.append(lp)
+    return torch.stack(out, 1)
+
+
+def test_best_leaf_equals_brute_force_map_and_can_beat_greedy_per_layer() -> None:
+    torch.manual_seed(0)
+    prior = STPixelCNN(3, 3, (2, 2), 4, 8, 1, 1, 8, 2, "full", 1, 0.0).eval()
+    with torch.no_grad():
+        for head in prior.heads:  # sharpen the heads so that the tree's structure matters
+            head.weight.mul_(8)
+        o = torch.randn(400, 8)
+        exact = brute_force_leaves(prior, o)
+        assert torch.allclose(leaf_log_probs(prior, o), exact, atol=1e-5)
+        ks, gs = best_leaf(prior)(o)
+        leaf = gs[:, -1]
+        assert torch.equal(leaf, exact.argmax(1))
+        assert torch.equal(gs[:, 0], ks[:, 0]) and torch.equal(leaf, (ks[:, 0] * 3 + ks[:, 1]) * 3 + ks[:, 2])
+        gk, gg = per_layer(prior, lambda lg: lg.argmax(-1))(o)
+        greedy_lp = exact.gather(1, gg[:, -1:])[:, 0]
+        best_lp = exact.max(1).values
+        assert (greedy_lp <= best_lp + 1e-6).all()
+        assert (greedy_lp < best_lp - 1e-3).any()  # greedy per layer misses the MAP leaf somewhere
+
+
+def test_leaf_sampler_truncates_to_top_k_and_nucleus() -> None:
+    torch.manual_seed(0)
+    prior = STPixelCNN(2, 3, (2, 2), 4, 8, 1, 1, 8, 2, "full", 1, 0.0).eval()
+    with torch.no_grad():
+        o = torch.randn(1, 8).expand(3000, -1)
+        lp = leaf_log_probs(prior, o[:1])[0]
+        order = lp.argsort(descending=True)
+        _, gs = leaf_sampler(prior, top_k=2)(o)
+        assert set(gs[:, -1].tolist()) == set(order[:2].tolist())
+        p = lp.exp()[order]
+        mass = float(p[:3].sum())  # nucleus reaching exactly the first three leaves' mass
+        _, gs = leaf_sampler(prior, top_p=mass - 1e-4)(o)
+        assert set(gs[:, -1].tolist()) == set(order[:3].tolist())
+        _, gs = leaf_sampler(prior, temperature=1e-3)(o)  # τ -> 0 is the MAP leaf
+        assert set(gs[:, -1].tolist()) == {int(order[0])}
+
+
 def test_model_predict_cached_and_uncached_agree() -> None:
     m = build()
     ctx = clips()[:, :3]
-    assert torch.equal(m.predict_indices(ctx, 2, cached=True), m.predict_indices(ctx, 2, cached=False))
+    torch.manual_seed(3)
+    cached = m.predict_indices(ctx, 2, cached=True)
+    torch.manual_seed(3)
+    assert torch.equal(cached, m.predict_indices(ctx, 2, cached=False))  # same draws from the same stream
     out = m.predict(ctx, 2)
     assert out.shape == (2, 2, 1, 32, 32) and out.min() >= 0 and out.max() <= 1
 
@@ -202,8 +352,21 @@ def test_joint_step_trains_decoder_and_prior_but_not_encoder_or_codebooks() -> N
     assert out.logs["sse_frame"] > 0
 
 
+def test_free_running_joint_step_decodes_the_codes_the_prior_predicts_from_the_context() -> None:
+    m = build(training="joint", joint_codes="free", sampling="greedy")  # deterministic codes to compare
+    x = clips()
+    m.init_codebooks(x)
+    seen: list[torch.Tensor] = []
+    original = m.decode_sum
+    m.decode_sum = lambda e: (seen.append(e.detach().clone()), original(e))[1]  # type: ignore[method-assign]
+    m.joint_loss(x).loss.backward()
+    expected = m.quantizer.lookup(m.predict_indices(x[:, :3], 2).permute(0, 2, 3, 4, 1)).flatten(0, 1)
+    assert torch.equal(seen[0], expected)
+    assert m.training  # prediction inside the step leaves the model in training mode
+
+
 def test_reconstruction_term_alone_reaches_the_prior_through_the_straight_through_codes() -> None:
-    m = build(training="joint", joint_lambda=1.0)
+    m = build(training="joint", joint_lambda=1.0, joint_codes="teacher")
     x = clips()
     m.init_codebooks(x)
     ce = m._ce(m.prior.logits(m._targets(x)), m._targets(x))[0]
@@ -334,3 +497,41 @@ def test_glyphs_config_builds_for_the_embedded_dataset() -> None:
     m = paper_model("glyphs", FrameShape(1, 64, 64), 10, 10)
     assert m.grid == (8, 8)
     assert [s.name for s in m.stages()] == ["autoencoder", "prior"]
+
+
+def test_delayed_kmeans_init_runs_once_after_init_after_steps_and_resets_adam() -> None:
+    m = build(init_after=3, restart_every=2)
+    ae = m.stages()[0]
+    assert ae.on_start is None  # no init on the first batch
+    x = clips()
+    opt = torch.optim.Adam(m.ae_parameters(), lr=1e-3)
+    assert ae.on_optimizer is not None
+    ae.on_optimizer(opt)
+    for step in range(3):
+        opt.zero_grad()
+        ae.step(x, step).loss.backward()
+        opt.step()
+        if step < 2:
+            ae.after_step(x, step)  # type: ignore[misc]
+            assert not m.quantizer.reseeded  # step 2 (before init) restarts nothing
+    moved = [cb.detach().clone() for cb in m.quantizer.codebooks]
+    ae.after_step(x, 2)  # type: ignore[misc]  # step 3: the k-means init
+    assert any(not torch.allclose(a, b, atol=1e-3) for a, b in zip(moved, m.quantizer.codebooks))
+    assert len(m.quantizer.reseeded) == sum(cb.shape[0] * cb.shape[1] for cb in m.quantizer.codebooks)
+    opt.zero_grad()
+    ae.step(x, 3).loss.backward()
+    opt.step()  # the pre-step hook zeroes every codeword's moments before this update
+    assert not m.quantizer.reseeded
+
+
+def test_artifacts_report_codebook_usage_and_decoding(tmp_path: Path) -> None:
+    m = build()
+    frames = clips(b=1, f=6)[0]
+    frames[:, :, :16] = 0.0  # the top half is background
+    m.init_codebooks(frames[None])
+    out = m.artifacts(tmp_path, frames)
+    usage = out["codebook_usage"]
+    assert out["decoding"] == "sample (leaf draw, temperature 1.0, top_k all, top_p 0.8)"
+    assert [set(r) for r in usage["all"]] == [{"codes_used", "perplexity"}] * 2
+    assert 0 < usage["foreground_share"] < 1
+    assert 0 <= usage["background_finest_flip_rate"] <= 1

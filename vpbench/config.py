@@ -40,7 +40,10 @@ class TrainConfig(ComponentConfig):
     lr: float = Field(3e-4, gt=0, description="Adam learning rate unless a stage sets its own")
     eval_every: int = Field(500, ge=1, description="steps between validation passes")
     val_sequences: int = Field(256, ge=1, description="validation clips per validation pass")
-    select_metric: str = Field("mse", description="validation metric that selects the best checkpoint")
+    select_metric: str = Field(
+        "auto",
+        description="validation metric that selects the best checkpoint; auto: lpips when its weights are there, else ssim",
+    )
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision on CUDA")
     grad_clip: float | None = Field(None, gt=0, description="gradient-norm clip, none if unset")
     num_workers: int = Field(0, ge=0, description="data-loader worker processes")
@@ -65,6 +68,9 @@ class RunConfig(ComponentConfig):
     train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
     eval: EvalConfig = Field(default_factory=EvalConfig)  # type: ignore[arg-type]
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed for weights, data order and sampling (0 to 2**32-1)")
+    threads: int | None = Field(
+        None, ge=1, description="PyTorch CPU threads; null: OMP_NUM_THREADS, else 1 up to 4 cores, else half of them"
+    )
 
 
 def configs_dir() -> Path:

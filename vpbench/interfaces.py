@@ -139,6 +139,8 @@ class Stage:
             data-dependent initialisation of codebooks). Not called again on resume.
         after_step: called after each optimiser step with the batch (e.g. dead-code
             restarts).
+        on_optimizer: called once with the stage's optimiser when it is built (e.g. to
+            register a step hook that resets the moments of re-seeded codewords).
     """
 
     name: str
@@ -149,6 +151,7 @@ class Stage:
     selects: bool = True
     on_start: Callable[[Tensor], None] | None = None
     after_step: Callable[[Tensor, int], None] | None = None
+    on_optimizer: Callable[[torch.optim.Optimizer], None] | None = None
 
 
 class VideoModel(nn.Module, abc.ABC):

@@ -91,6 +91,8 @@ class RunRecord(_Strict):
     artifacts: dict[str, Any] = Field(default_factory=dict)
     hardware: dict[str, Any]
     wall_time_s: float
+    #: warnings about the result itself, e.g. ``not-better-than-blank`` (see engine/blankcheck.py)
+    flags: list[str] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 

@@ -1,4 +1,4 @@
-"""Copy-last-frame and mean-of-context predictors."""
+"""Blank, copy-last-frame and mean-of-context predictors."""
 
 from __future__ import annotations
 
@@ -20,3 +20,10 @@ class MeanContext(VideoModel):
 
     def predict(self, context: Tensor, horizon: int) -> Tensor:
         return context.mean(dim=1, keepdim=True).expand(-1, horizon, -1, -1, -1).clone()
+
+
+class Blank(VideoModel):
+    """x̂_{T+s} = 0 for s = 1..S: the background of the digit datasets, no content at all."""
+
+    def predict(self, context: Tensor, horizon: int) -> Tensor:
+        return context.new_zeros(context.shape[0], horizon, *context.shape[2:])

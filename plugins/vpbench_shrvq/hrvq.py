@@ -113,21 +113,53 @@ def kmeans(x: Tensor, k: int, iters: int, generator: torch.Generator | None = No
 
 
 class HRQuantizer(nn.Module):
-    """The codebook tree of n layers with branching M over D-dimensional latents."""
+    """The codebook tree of n layers with branching M over D-dimensional latents.
 
-    def __init__(self, layers: int, branching: int, dim: int, beta: float, usage_decay: float = 0.99) -> None:
+    Codes that mean something (issue 12): a parent whose routed residual is negligible (a
+    static background) gets all-zero children, so its vectors keep one stable code path
+    (ties go to child 0), and its children are never re-seeded from noise. "Negligible" is
+    a mean squared residual below ``min_energy`` times the variance of ξ^0 in the batch.
+    Usage is an EMA of each child's share of the vectors, so the init batch and the
+    training batches, whatever their sizes, are on one scale.
+    """
+
+    def __init__(
+        self,
+        layers: int,
+        branching: int,
+        dim: int,
+        beta: float,
+        usage_decay: float = 0.99,
+        min_energy: float = 0.0,
+        zero_code: bool = False,
+    ) -> None:
         super().__init__()
         self.n, self.m, self.dim, self.beta, self.usage_decay = layers, branching, dim, beta, usage_decay
+        self.min_energy, self.zero_code = min_energy, zero_code
+        # zero_code: child 0 of every codebook below layer 1 is fixed at zero ("nothing to add")
+        mask = torch.ones(branching, 1)
+        if zero_code:
+            mask[0] = 0.0
+        self.register_buffer("zero_mask", mask, persistent=False)
         # layer i: [M^(i-1) codebooks, M codewords, D]; loss-mode codebooks are parameters
         self.codebooks = nn.ParameterList(
             [nn.Parameter(torch.randn(branching**i, branching, dim) * 0.1) for i in range(layers)]
         )
-        # EMA of hits per child (flat global index of layer i), for dead-code restarts
+        # EMA of each child's share of the vectors (flat global index of layer i)
         for i in range(layers):
-            self.register_buffer(f"usage{i}", torch.ones(branching ** (i + 1)))
+            self.register_buffer(f"usage{i}", torch.full((branching ** (i + 1),), 1.0 / branching ** (i + 1)))
+        #: rows ``(layer, parent, child)`` re-seeded since the optimiser last saw them
+        self.reseeded: list[tuple[int, int, int]] = []
+        #: parents whose children were set to zero by :meth:`restart_dead` (negligible residual)
+        self.collapsed = 0
 
     def usage(self, i: int) -> Tensor:
         return getattr(self, f"usage{i}")
+
+    def book(self, i: int) -> Tensor:
+        """Layer i's codebooks ``[M^(i-1), M, D]`` as used (child 0 zeroed below layer 1 with ``zero_code``)."""
+        cb = self.codebooks[i]
+        return cb * self.zero_mask if (self.zero_code and i > 0) else cb
 
     def forward(self, z: Tensor) -> Quantized:
         """Quantise ``z [N, D]`` layer by layer (Eq. 3), n·M distance evaluations per vector."""
@@ -136,7 +168,7 @@ class HRQuantizer(nn.Module):
         res = z
         local, paths, codes, residuals, losses = [], [], [], [], []
         for i in range(self.n):
-            cb = self.codebooks[i][g]  # [N, M, D]: the child codebook selected by the parent path
+            cb = self.book(i)[g]  # [N, M, D]: the child codebook selected by the parent path
             d = (res.detach().unsqueeze(1) - cb.detach()).pow(2).sum(-1)  # [N, M]
             k = d.argmin(1)
             e = cb[torch.arange(n_vec, device=z.device), k]  # [N, D]
@@ -162,7 +194,7 @@ class HRQuantizer(nn.Module):
         out = local.new_zeros(*local.shape[:-1], self.dim, dtype=self.codebooks[0].dtype)
         for i in range(self.n if upto is None else upto):
             k = local[..., i]
-            out = out + self.codebooks[i][g, k]
+            out = out + self.book(i)[g, k]
             g = g * self.m + k
         return out
 
@@ -176,48 +208,81 @@ class HRQuantizer(nn.Module):
             out.append(g)
         return torch.stack(out, -1).movedim(-1, dim)
 
+    def material(self, residual: Tensor, parents: Tensor, count: int, z: Tensor) -> Tensor:
+        """``[count]`` bool: parents whose routed residual energy is material (see class doc).
+        A parent with no vectors in the batch is not material."""
+        energy = torch.zeros(count, device=z.device).index_add_(0, parents, residual.pow(2).sum(1))
+        hits = torch.bincount(parents, minlength=count).to(energy)
+        scale = (z - z.mean(0)).pow(2).sum(1).mean().clamp_min(1e-12)
+        return (hits > 0) & (energy / hits.clamp_min(1) >= self.min_energy * scale)
+
     @torch.no_grad()
     def init_from_data(self, z: Tensor, iters: int, generator: torch.Generator | None = None) -> None:
-        """Data-dependent init: k-means per parent on the residuals routed to that parent."""
+        """Data-dependent init: k-means per parent on the residuals routed to that parent;
+        a parent with a negligible residual gets all-zero children."""
         res = z
         g = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
         for i in range(self.n):
             cb = self.codebooks[i]
             res_std = res.std().clamp_min(1e-4)
+            material = self.material(res, g, cb.shape[0], z) if i else torch.ones(1, dtype=torch.bool)
             for p in range(cb.shape[0]):
                 sel = res[g == p]
                 if sel.shape[0] == 0:  # unreachable parent: small codewords around zero
                     cb[p] = torch.randn(self.m, self.dim, generator=generator).to(cb) * 1e-2 * res_std
+                elif not bool(material[p]):  # static content: one stable path, child 0
+                    cb[p] = 0.0
+                elif self.zero_code and i > 0:
+                    cb[p, 0] = 0.0
+                    cb[p, 1:] = kmeans(sel, self.m - 1, iters, generator)
                 else:
                     cb[p] = kmeans(sel, self.m, iters, generator)
-            k = (res.unsqueeze(1) - cb[g]).pow(2).sum(-1).argmin(1)
-            res = res - cb[g, k]
+            book = self.book(i)
+            k = (res.unsqueeze(1) - book[g]).pow(2).sum(-1).argmin(1)
+            res = res - book[g, k]
             g = g * self.m + k
             usage = self.usage(i)
-            usage.copy_(torch.bincount(g, minlength=usage.numel()).to(usage))
+            usage.copy_(torch.bincount(g, minlength=usage.numel()).to(usage) / g.numel())
 
     @torch.no_grad()
     def track_usage(self, paths: Tensor) -> None:
-        """EMA of hits per child, ``paths [N, n]``."""
+        """EMA of each child's share of the vectors, ``paths [N, n]``."""
         for i in range(self.n):
             usage = self.usage(i)
-            hits = torch.bincount(paths[:, i], minlength=usage.numel()).to(usage)
-            usage.mul_(self.usage_decay).add_(hits, alpha=1 - self.usage_decay)
+            share = torch.bincount(paths[:, i], minlength=usage.numel()).to(usage) / paths.shape[0]
+            usage.mul_(self.usage_decay).add_(share, alpha=1 - self.usage_decay)
 
     @torch.no_grad()
     def restart_dead(self, q: Quantized, threshold: float, generator: torch.Generator | None = None) -> int:
-        """Re-seed children with EMA hits below ``threshold`` whose parent is alive, from this
-        batch's residuals routed to the *same* parent; returns the number re-seeded."""
+        """Re-seed children with fewer than ``threshold`` EMA hits per batch (of this batch's
+        size) whose parent is alive and has a material residual, from this batch's residuals
+        routed to the *same* parent; returns the number re-seeded (listed in ``reseeded``).
+        A live parent whose residual is negligible gets all-zero children instead."""
         restarted = 0
+        n_vec = q.paths.shape[0]
+        z = q.residuals[0]
         for i in range(self.n):
             usage = self.usage(i)
-            parent_alive = (
-                torch.ones(1, dtype=torch.bool, device=usage.device)
-                if i == 0
-                else self.usage(i - 1) >= threshold
-            )
+            hits = usage * n_vec
+            count = usage.numel() // self.m
             parents = q.paths[:, i - 1] if i > 0 else torch.zeros_like(q.paths[:, 0])
-            dead = (usage < threshold).view(-1, self.m) & parent_alive.view(-1, 1)
+            if i == 0:
+                eligible = torch.ones(1, dtype=torch.bool, device=usage.device)
+            else:
+                alive = self.usage(i - 1) * n_vec >= threshold
+                material = self.material(q.residuals[i], parents, count, z)
+                eligible = alive & material
+                # a live parent whose residual became negligible: all its children to zero, so
+                # its vectors take one stable path (child 0) instead of codes fitted to noise
+                seen = torch.bincount(parents, minlength=count) > 0
+                nonzero = self.codebooks[i].detach().abs().sum((1, 2)) > 0
+                for p in (alive & seen & ~material & nonzero).nonzero().flatten().tolist():
+                    self.codebooks[i][p] = 0.0
+                    self.reseeded += [(i, p, c) for c in range(self.m)]
+                    self.collapsed += 1
+            dead = (hits < threshold).view(-1, self.m) & eligible.view(-1, 1)
+            if self.zero_code and i > 0:
+                dead[:, 0] = False  # the fixed zero child is never re-seeded
             for p in dead.any(1).nonzero().flatten().tolist():
                 pool = q.residuals[i][parents == p]
                 if pool.shape[0] == 0:
@@ -225,6 +290,18 @@ class HRQuantizer(nn.Module):
                 for child in dead[p].nonzero().flatten().tolist():
                     j = int(torch.randint(pool.shape[0], (1,), generator=generator))
                     self.codebooks[i][p, child] = pool[j]
-                    usage[p * self.m + child] = threshold  # reset its statistics
+                    usage[p * self.m + child] = threshold / n_vec  # reset its statistics
+                    self.reseeded.append((i, p, child))
                     restarted += 1
         return restarted
+
+    def reset_optimizer_rows(self, opt: torch.optim.Optimizer) -> None:
+        """Zero Adam's moments (and step) of the re-seeded codewords, then forget them."""
+        for i, p, child in self.reseeded:
+            state = opt.state.get(self.codebooks[i])
+            if not state:
+                continue
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state:
+                    state[key][p, child] = 0.0
+        self.reseeded.clear()

@@ -31,7 +31,9 @@ from vpbench.errors import ConfigError
 from vpbench.fsutil import atomic_path
 
 from .hrvq import Decoder, Encoder, HRQuantizer
-from .prior import Chooser, IncrementalSampler, STPixelCNN
+from .decoding import Picker, best_leaf, leaf_sampler, per_layer
+from .prior import IncrementalSampler, STPixelCNN
+from .usage import codebook_usage
 
 __all__ = ["SHRVQVAE"]
 
@@ -53,8 +55,13 @@ class SHRVQVAE(vpbench.VideoModel):
         beta: float = Field(0.25, ge=0, description="commitment weight β of Eq. 4-5 (all layers)")
         init_iters: int = Field(10, ge=0, description="k-means iterations of the per-parent data-dependent init")
         init_vectors: int = Field(20000, ge=1, description="latent vectors used by the data-dependent init")
+        init_after: int = Field(0, ge=0, description="autoencoder steps before the k-means init (0: on the first batch)")
         restart_every: int = Field(50, ge=0, description="steps between dead-code restarts (0: never)")
         dead_threshold: float = Field(1.0, ge=0, description="EMA hits per batch below which a child is dead")
+        restart_min_energy: float = Field(
+            0.05, ge=0, description="a parent's mean squared residual, over Var(ξ^0), below which its children are left alone"
+        )
+        zero_code: bool = Field(True, description="child 0 of every codebook below layer 1 is a fixed zero codeword")
         ae_frames_per_clip: int = Field(0, ge=0, description="random frames per clip in the autoencoder stage (0: all)")
         # ST-PixelCNN
         prior_channels: int = Field(68, ge=1, description="trunk width Cp")
@@ -66,15 +73,25 @@ class SHRVQVAE(vpbench.VideoModel):
         attn_window: int = Field(3, ge=0, description="past frames visible to attention in window mode")
         dropout: float = Field(0.1, ge=0, lt=1, description="dropout in the prior")
         max_frames: int = Field(20, ge=1, description="F_max of the time position table; context + horizon must fit")
-        prior_loss_frames: Literal["all", "future"] = Field("all", description="CE over frames 1..F-1 (all) or the future frames only (Eq. 7)")
+        prior_loss_frames: Literal["all", "future"] = Field("future", description="CE over the future frames only (Eq. 7) or frames 1..F-1 (all)")
         # training
         lr: float = Field(3e-4, gt=0, description="Adam learning rate of every stage (paper: 3e-4)")
         ae_fraction: float = Field(0.3, gt=0, lt=1, description="share of train.max_steps for the autoencoder stage")
         joint_fraction: float = Field(0.3, ge=0, lt=1, description="share for the joint stage (training=joint); the prior stage gets the rest")
         joint_lambda: float = Field(0.11, ge=0, description="λ of Eq. 9 (per-frame SSE against per-frame CE)")
+        joint_codes: Literal["free", "teacher"] = Field(
+            "free",
+            description="joint stage decoder input: the prior's free-running predicted codes (as the paper says) "
+            "or straight-through codes of the teacher-forced logits",
+        )
         # prediction
-        sampling: Literal["greedy", "sample"] = Field("greedy", description="argmax per layer, or draw from softmax(logits / temperature)")
-        temperature: float = Field(1.0, gt=0, description="sampling temperature (sampling=sample)")
+        sampling: Literal["greedy", "best-leaf", "sample"] = Field(
+            "sample",
+            description="greedy: argmax per layer; best-leaf: exact MAP leaf argmax p(k1)p(k2|k1)...; sample: draw a leaf",
+        )
+        temperature: float = Field(1.0, gt=0, description="leaf temperature τ (sampling=sample): p(leaf)^(1/τ)")
+        top_k: int = Field(0, ge=0, description="sampling=sample: draw among the k most probable leaves (0: all)")
+        top_p: float = Field(0.8, gt=0, le=1, description="sampling=sample: nucleus mass (1: all leaves)")
         cached_sampling: bool = Field(True, description="incremental cached sampler (exact); false recomputes everything")
 
     config: Config
@@ -100,7 +117,9 @@ class SHRVQVAE(vpbench.VideoModel):
             raise ConfigError("model.ae_fraction + model.joint_fraction must be at most 1")
         self.grid = (gh, gw)
         self.encoder = Encoder(c, cfg.hidden, cfg.res_hidden, cfg.res_blocks, cfg.latent_dim, s)
-        self.quantizer = HRQuantizer(cfg.layers, cfg.branching, cfg.latent_dim, cfg.beta)
+        self.quantizer = HRQuantizer(
+            cfg.layers, cfg.branching, cfg.latent_dim, cfg.beta, min_energy=cfg.restart_min_energy, zero_code=cfg.zero_code
+        )
         self.decoder = Decoder(c, cfg.hidden, cfg.res_hidden, cfg.res_blocks, cfg.latent_dim, s)
         self.prior = STPixelCNN(
             cfg.layers, cfg.branching, self.grid, cfg.max_frames, cfg.prior_channels, cfg.prior_blocks,
@@ -172,26 +191,43 @@ class SHRVQVAE(vpbench.VideoModel):
         return vpbench.StepOutput(ce, {"ce": ce.item(), **{f"acc{i + 1}": a for i, a in enumerate(acc)}})
 
     def joint_loss(self, batch: Tensor) -> vpbench.StepOutput:
-        """Eq. 9: L_p + λ‖x − D(ê_C)‖² on the future frames, per-frame reductions on both sides."""
+        """Eq. 9: L_p + λ‖x − D(ê_C)‖² on the future frames, per-frame reductions on both sides.
+
+        ``joint_codes=free``: ê_C are the codes the prior predicts free-running from the context
+        (as at test time, with ``model.sampling``); the reconstruction term trains the decoder
+        on them and the CE trains the prior. ``teacher``: ê_C is a straight-through one-hot of the
+        teacher-forced logits, so the reconstruction term also reaches the prior.
+        """
         cfg, t = self.config, self.context
         paths = self._targets(batch)  # encoder and quantiser frozen: no gradient
         logits = self.prior.logits(paths)
         ce, acc = self._ce(logits, paths)
-        e_hat = 0.0
-        for i, lg in enumerate(logits):
-            pi = lg[:, t:].softmax(-1)  # [B, S, h, w, M]
-            hard = F.one_hot(pi.argmax(-1), cfg.branching).to(pi)
-            y = hard + pi - pi.detach()  # straight-through: forward hard, backward soft
-            parent = paths[:, i - 1, t:] if i else torch.zeros_like(paths[:, 0, t:])
-            book = self.quantizer.codebooks[i].detach()[parent]  # [B, S, h, w, M, D], GT parent
-            e_hat = e_hat + torch.einsum("...m,...md->...d", y, book)
-        assert isinstance(e_hat, Tensor)
         future = batch[:, t:]
+        if cfg.joint_codes == "free":
+            local = self.predict_indices(batch[:, :t], future.shape[1])  # [B, n, S, h, w], no gradient
+            e_hat = self.quantizer.lookup(local.permute(0, 2, 3, 4, 1)).detach()
+        else:
+            e_hat = self._teacher_codes(logits, paths)
         pred = self.decode_sum(e_hat.flatten(0, 1)).view_as(future)
         sse = (pred - future).pow(2).flatten(2).sum(-1).mean()  # SSE per frame
         ce_frame = ce * self.grid[0] * self.grid[1]  # CE per frame (sum over its voxels)
         loss = ce_frame + cfg.joint_lambda * sse
         return vpbench.StepOutput(loss, {"ce": ce.item(), "sse_frame": sse.item(), **{f"acc{i + 1}": a for i, a in enumerate(acc)}})
+
+    def _teacher_codes(self, logits: list[Tensor], paths: Tensor) -> Tensor:
+        """Straight-through codes of the teacher-forced future logits, ``[B, S, h, w, D]``."""
+        t = self.context
+        e_hat: Tensor | None = None
+        for i, lg in enumerate(logits):
+            pi = lg[:, t:].softmax(-1)  # [B, S, h, w, M]
+            hard = F.one_hot(pi.argmax(-1), self.config.branching).to(pi)
+            y = hard + pi - pi.detach()  # straight-through: forward hard, backward soft
+            parent = paths[:, i - 1, t:] if i else torch.zeros_like(paths[:, 0, t:])
+            book = self.quantizer.book(i).detach()[parent]  # [B, S, h, w, M, D], GT parent
+            term = torch.einsum("...m,...md->...d", y, book)
+            e_hat = term if e_hat is None else e_hat + term
+        assert e_hat is not None
+        return e_hat
 
     # -------------------------------------------------------------------------- stages
 
@@ -199,26 +235,39 @@ class SHRVQVAE(vpbench.VideoModel):
         return [*self.encoder.parameters(), *self.quantizer.parameters(), *self.decoder.parameters()]
 
     def init_codebooks(self, batch: Tensor) -> None:
-        """Stage.on_start: k-means per parent on the first batch's latents."""
+        """k-means per parent on a batch's latents (Stage.on_start, or after ``init_after`` steps);
+        every codeword's Adam moments are reset at the next step."""
         with torch.no_grad():
             z = self.latents(batch.flatten(0, 1))
             if z.shape[0] > self.config.init_vectors:
                 z = z[torch.randperm(z.shape[0], device=z.device)[: self.config.init_vectors]]
             self.quantizer.init_from_data(z, self.config.init_iters)
+        q = self.quantizer
+        q.reseeded = [(i, p, c) for i in range(q.n) for p in range(q.m**i) for c in range(q.m)]
 
     def restart_codes(self, batch: Tensor, step: int) -> None:
-        """Stage.after_step: every `restart_every` steps, re-seed dead children within their parent."""
-        every = self.config.restart_every
-        if not every or (step + 1) % every:
+        """Stage.after_step: the delayed k-means init at ``init_after``; then every
+        ``restart_every`` steps, re-seed dead children within their (material) parent."""
+        cfg = self.config
+        if cfg.init_after and step + 1 == cfg.init_after:
+            self.init_codebooks(batch)
+            return
+        every = cfg.restart_every
+        if not every or (step + 1) % every or step + 1 < cfg.init_after:
             return
         with torch.no_grad():
             self.quantizer.restart_dead(self.quantizer(self.latents(batch.flatten(0, 1))), self.config.dead_threshold)
+
+    def _reset_reseeded_moments(self, opt: torch.optim.Optimizer) -> None:
+        """Before each autoencoder step, zero Adam's moments of codewords re-seeded since the last."""
+        opt.register_step_pre_hook(lambda o, args, kwargs: self.quantizer.reset_optimizer_rows(o))
 
     def stages(self) -> list[vpbench.Stage]:
         cfg = self.config
         ae = vpbench.Stage(
             "autoencoder", lambda b, s: self.autoencoder_loss(b), self.ae_parameters, cfg.ae_fraction,
-            cfg.lr, selects=False, on_start=self.init_codebooks, after_step=self.restart_codes,
+            cfg.lr, selects=False, on_start=None if cfg.init_after else self.init_codebooks,
+            after_step=self.restart_codes, on_optimizer=self._reset_reseeded_moments,
         )  # fmt: skip
         joint = cfg.joint_fraction if cfg.training == "joint" else 0.0
         out = [ae]
@@ -236,11 +285,21 @@ class SHRVQVAE(vpbench.VideoModel):
 
     # ---------------------------------------------------------------------- prediction
 
-    def chooser(self) -> Chooser:
-        if self.config.sampling == "greedy":
-            return lambda lg: lg.argmax(-1)
-        tau = self.config.temperature
-        return lambda lg: torch.multinomial((lg / tau).softmax(-1), 1)[:, 0]
+    def decoding(self) -> str:
+        """Which decoding produced the predictions, in words (stored in the record)."""
+        cfg = self.config
+        if cfg.sampling != "sample":
+            return cfg.sampling
+        return f"sample (leaf draw, temperature {cfg.temperature}, top_k {cfg.top_k or 'all'}, top_p {cfg.top_p})"
+
+    def picker(self) -> Picker:
+        """The voxel decoding of ``model.sampling`` (see decoding.py)."""
+        cfg = self.config
+        if cfg.sampling == "greedy":
+            return per_layer(self.prior, lambda lg: lg.argmax(-1))
+        if cfg.sampling == "best-leaf":
+            return best_leaf(self.prior)
+        return leaf_sampler(self.prior, cfg.temperature, cfg.top_k, cfg.top_p)
 
     def predict_indices(self, context: Tensor, horizon: int, cached: bool | None = None) -> Tensor:
         """Future local indices ``[B, n, S, h, w]`` for ``context [B, T, C, H, W]`` (eval mode)."""
@@ -255,8 +314,8 @@ class SHRVQVAE(vpbench.VideoModel):
             with torch.no_grad():
                 paths = self.quantizer.paths_of(self.encode_indices(context), dim=1)
                 if cached:
-                    return IncrementalSampler(self.prior).sample(paths, horizon, self.chooser())
-                return self.prior.sample_uncached(paths, horizon, self.chooser())
+                    return IncrementalSampler(self.prior).sample(paths, horizon, self.picker())
+                return self.prior.sample_uncached(paths, horizon, self.picker())
         finally:
             self.train(was_training)
 
@@ -282,6 +341,8 @@ class SHRVQVAE(vpbench.VideoModel):
         with torch.no_grad():
             local = self.encode_indices(frames[None])  # [1, n, N, h, w]
             prefixes = [self.decode_indices(local, upto=i + 1)[0].clamp(0, 1) for i in range(self.config.layers)]
+            paths = self.quantizer.paths_of(local, dim=1)[0].permute(1, 0, 2, 3)  # [N, n, h, w]
+        usage = codebook_usage(paths.cpu(), frames.cpu(), self.config.stride, self.context)
         grid = torch.stack([frames, *prefixes], 1).flatten(0, 1)  # [N*(n+1), C, H, W]
         path = Path(out_dir) / "shrvq_layer_reconstructions.png"
         with atomic_path(path) as tmp:
@@ -291,4 +352,6 @@ class SHRVQVAE(vpbench.VideoModel):
             "bits_per_position": self.config.layers * math.log2(self.config.branching),
             "prefix_recon_mse": [round(F.mse_loss(p, frames).item(), 6) for p in prefixes],
             "layer_reconstructions": path.name,
+            "codebook_usage": usage,
+            "decoding": self.decoding(),
         }

@@ -20,16 +20,13 @@ network, and the result equals recomputing the whole network for every voxel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["STPixelCNN", "IncrementalSampler", "Chooser"]
+from .decoding import Chooser, Picker
 
-#: maps logits ``[B, M]`` to chosen local indices ``[B]``
-Chooser = Callable[[Tensor], Tensor]
+__all__ = ["STPixelCNN", "IncrementalSampler", "Chooser", "Picker"]
 
 
 class MaskedConv3d(nn.Module):
@@ -196,7 +193,7 @@ class STPixelCNN(nn.Module):
 
     # ------------------------------------------------------------------------- sampling
 
-    def sample_uncached(self, paths_ctx: Tensor, horizon: int, choose: Chooser) -> Tensor:
+    def sample_uncached(self, paths_ctx: Tensor, horizon: int, pick: Picker) -> Tensor:
         """Reference sampler: recompute the trunk over frames <= f for every voxel.
 
         ``paths_ctx [B, n, T, H, W]`` -> local indices of the future ``[B, n, S, H, W]``.
@@ -208,22 +205,10 @@ class STPixelCNN(nn.Module):
             for y in range(hh):
                 for x in range(ww):
                     o = self.trunk(paths[:, :, : f + 1])[:, f, y, x]
-                    ks, gs = choose_tree(self, o, choose)
+                    ks, gs = pick(o)
                     local[:, :, f - t, y, x] = ks
                     paths[:, :, f, y, x] = gs
         return local
-
-
-def choose_tree(prior: STPixelCNN, o: Tensor, choose: Chooser) -> tuple[Tensor, Tensor]:
-    """Pick k_1..k_n at one voxel, coarse to fine: ``o [B, Cp]`` -> (local, paths) ``[B, n]``."""
-    g: Tensor | None = None
-    ks, gs = [], []
-    for i in range(prior.n):
-        k = choose(prior.head(i, o, g))
-        g = k if g is None else g * prior.m + k
-        ks.append(k)
-        gs.append(g)
-    return torch.stack(ks, 1), torch.stack(gs, 1)
 
 
 class IncrementalSampler:
@@ -239,7 +224,7 @@ class IncrementalSampler:
         self.p = prior
 
     @torch.no_grad()
-    def sample(self, paths_ctx: Tensor, horizon: int, choose: Chooser) -> Tensor:
+    def sample(self, paths_ctx: Tensor, horizon: int, pick: Picker) -> Tensor:
         """``paths_ctx [B, n, T, H, W]`` -> future local indices ``[B, n, S, H, W]``."""
         p = self.p
         b, n, t, hh, ww = paths_ctx.shape
@@ -268,12 +253,12 @@ class IncrementalSampler:
         if paths_ctx.device.type == "cpu":
             torch.set_num_threads(1)
         try:
-            self._loop(bufs, kvs, convs, biases, projs, local, t, total, choose)
+            self._loop(bufs, kvs, convs, biases, projs, local, t, total, pick)
         finally:
             torch.set_num_threads(threads)
         return local
 
-    def _loop(self, bufs, kvs, convs, biases, projs, local: Tensor, t: int, total: int, choose: Chooser) -> None:  # type: ignore[no-untyped-def]
+    def _loop(self, bufs, kvs, convs, biases, projs, local: Tensor, t: int, total: int, pick: Picker) -> None:  # type: ignore[no-untyped-def]
         p = self.p
         hh, ww = p.grid
         for f in range(t, total):
@@ -282,7 +267,7 @@ class IncrementalSampler:
                 pos_fy = pos_f + p.pos_h[y]
                 for x in range(ww):
                     o = self._voxel(bufs, kvs, convs, biases, projs, f, y, x, pos_fy + p.pos_w[x])
-                    ks, gs = choose_tree(p, o, choose)
+                    ks, gs = pick(o)
                     local[:, :, f - t, y, x] = ks
                     # x0 at this voxel, for the type-A conv of later voxels
                     bufs[0][:, :, f + 1, y + 1, x + 1] = sum(e(gs[:, i]) for i, e in enumerate(p.path_emb))

@@ -25,15 +25,21 @@ from ..interfaces import VideoDataset, VideoModel
 from ..plugins import Registry
 from ..records import ComponentInfo, MetricResult, RunRecord, TrainSummary, write_record
 from ..visualize import plot_per_frame, save_strip
+from .blankcheck import BLANK, FLAG_BELOW_BLANK, below_blank
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
 from .guards import check_compare, check_run_dir, check_test_split, check_trainable
 from .preflight import preflight_run
 from .rng import seed_everything
 from .rundir import run_lock
+from .selection import resolve_select_metric
+from .threads import apply_threads
 from .train import RunInterrupted, Trainer, TrainState, ValidationCallback
 
-__all__ = ["RunRequest", "RunDir", "resolve_request", "execute_run"]
+__all__ = ["DEFAULT_COMPARE", "RunRequest", "RunDir", "resolve_request", "execute_run"]
+
+#: baselines scored on the same test clips in every run unless asked otherwise
+DEFAULT_COMPARE: tuple[str, ...] = (BLANK, "copy-last", "mean-context")
 
 Echo = Callable[[str], None]
 
@@ -51,7 +57,7 @@ class RunRequest:
     out: Path | None = None
     resume: bool = False
     data_root: Path | None = None
-    compare: Sequence[str] = ("copy-last",)
+    compare: Sequence[str] = DEFAULT_COMPARE
     progress: bool = True
     argv: Sequence[str] = ()
     #: called after each validation pass (Ray Tune reports through it)
@@ -141,7 +147,8 @@ def resolve_request(req: RunRequest, registry: Registry) -> Resolved:
     return Resolved(req.model, req.dataset, config, str(source) if source else None, rd, False)
 
 
-def _select_metric(metrics: list[BoundMetric], registry: Registry, name: str) -> BoundMetric:
+def _select_metric(metrics: list[BoundMetric], registry: Registry, name: str, echo: Echo) -> BoundMetric:
+    name = resolve_select_metric(registry, name, echo)
     for m in metrics:
         if m.name == name and m.protocol == "openstl":
             return m
@@ -191,11 +198,13 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     res = resolve_request(req, registry)
     cfg = res.config
     device = resolve_device(req.device)
+    threads = apply_threads(cfg.threads)
     data_root = resolve_data_root(req.data_root)
     echo(
         f"run {res.run_dir.root}: model {res.model}, dataset {res.dataset}, device {device}, seed {cfg.seed}"
         + (f", config {res.config_source}" if res.config_source else ", default config")
         + (" (resumed)" if res.resumed else "")
+        + f", {threads} CPU thread{'s' if threads > 1 else ''}"
     )
 
     seed_everything(cfg.seed)
@@ -212,7 +221,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     stages = model.stages()
     select = None
     if stages and cfg.train.max_steps > 0:
-        select = _select_metric(metrics, registry, cfg.train.select_metric)
+        select = _select_metric(metrics, registry, cfg.train.select_metric, echo)
         check_trainable(stages, cfg.train, dataset, needs_val=any(s.selects for s in stages))
     check_test_split(dataset)
 
@@ -278,6 +287,13 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         progress=req.progress,
     )
     main = results[res.model]
+    baselines = {k: v.metrics for k, v in results.items() if k != res.model}
+    flags: list[str] = []
+    below = None
+    if state is not None and select is not None:
+        below = below_blank(main.metrics, baselines, select.name, select.protocol)
+    if below is not None:
+        flags.append(FLAG_BELOW_BLANK)
 
     artifacts = _write_pictures(rd, dataset, model, predictors, results, res.model)
 
@@ -323,13 +339,16 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         metrics=main.metrics,
         unavailable_metrics=unavailable,
         nan_frames=main.nan_frames,
-        baselines={k: v.metrics for k, v in results.items() if k != res.model},
+        baselines=baselines,
         artifacts=artifacts,
         profile=profile,
         hardware=hardware_info(device),
         wall_time_s=round(time.monotonic() - t0, 2),
+        flags=flags,
     )
     write_record(record, rd.record)
+    if below is not None:
+        echo(f"warning: {below}")
     if main.nan_frames:
         echo(f"warning: {main.nan_frames} predicted frames contain NaN; their metrics are NaN in the record")
     return record, rd.root

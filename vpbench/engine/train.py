@@ -251,6 +251,8 @@ class Trainer:
             p.requires_grad_(id(p) in trainable)
         lr = stage.lr if stage.lr is not None else self.cfg.lr
         opt = torch.optim.Adam(params, lr=lr) if params else None
+        if opt is not None and stage.on_optimizer is not None:
+            stage.on_optimizer(opt)
         scaler = torch.amp.GradScaler("cuda", enabled=self.cfg.amp == "fp16" and self.device.type == "cuda")
         resuming = payload is not None and state.stage_step > 0
         if payload is not None:

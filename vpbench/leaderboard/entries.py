@@ -32,6 +32,8 @@ class Entry:
     @property
     def label(self) -> str:
         base = self.model if self.kind == "run" else f"{self.model} (baseline)"
+        if self.kind == "run" and self.source.record.flags:  # e.g. not-better-than-blank
+            base += "".join(f" ({flag})" for flag in self.source.record.flags)
         return base + self.suffix
 
     @property

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ..config import apply_overrides, build_run_config, default_config_file, load_yaml, validate_section
+from ..engine.selection import resolve_select_metric
 from ..errors import ConfigError
 from ..fsutil import atomic_write_text
 from ..plugins import Registry
@@ -152,7 +153,8 @@ def plan_search(req: TuneRequest, registry: Registry) -> tuple[Plan, SearchSpace
         base = set_dotted(base, {"train.select_metric": req.metric})
     _check_config(base, registry, req.model, req.dataset)
     cfg = build_run_config(base)
-    metric = cfg.train.select_metric
+    metric = resolve_select_metric(registry, cfg.train.select_metric)
+    base = set_dotted(base, {"train.select_metric": metric})  # every trial selects on what Tune optimises
     mode = registry.metrics.get(metric).mode  # the metric's registered direction, nowhere else
     _validate_space(space, base, registry, req.model, req.dataset)
     out = req.out or _default_out(req.model, req.dataset)
