@@ -631,13 +631,17 @@ def test_staging_folder_of_a_killed_extraction_is_removed_by_the_next_one(tmp_pa
 
 
 def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Only user errors become one line: a plugin's bug reaches the user with its traceback."""
-    from conftest import TinyConv
+    """Only user errors become one line: a bug in vpbench itself reaches the user with its traceback.
 
-    def broken(self, context, horizon):  # type: ignore[no-untyped-def]
+    (A plugin that crashes before training is reported by the pre-flight as a contract
+    violation naming the plugin; see tests/test_preflight.py.)
+    """
+    import vpbench.engine.run as run_module
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         return 1 / 0
 
-    monkeypatch.setattr(TinyConv, "predict", broken)
+    monkeypatch.setattr(run_module, "write_record", broken)
     sets = [a for s in [*TINY, "train.max_steps=0"] for a in ("--set", s)]
     with pytest.raises(ZeroDivisionError):
         main(["run", "-m", "tinyconv", "-d", "glyphs", *sets, "--out", str(tmp_path / "r"), "--no-progress"],

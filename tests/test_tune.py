@@ -51,6 +51,7 @@ TINY = [
     "train.val_sequences=4",
     "eval.metrics=[mse,psnr]",
     "eval.protocols=[openstl]",
+    "train.select_metric=mse",
 ]
 
 

@@ -26,7 +26,7 @@ from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
 from .evaluate import Predictor, evaluate
 from .preflight import preflight_run
 from .rng import seed_everything
-from .run import RunDir, _count_params, _write_pictures
+from .run import DEFAULT_COMPARE, RunDir, _count_params, _write_pictures
 from .saved import build_saved, read_run
 
 __all__ = ["EvalRequest", "rescore_run"]
@@ -42,7 +42,7 @@ class EvalRequest:
     out: Path | None = None
     data_root: Path | None = None
     device: str = "auto"
-    compare: Sequence[str] = ("copy-last",)
+    compare: Sequence[str] = DEFAULT_COMPARE
     progress: bool = True
     argv: Sequence[str] = ()
 
