@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..engine.blankcheck import DEFAULT_COMPARE
+
 __all__ = ["command"]
 
 EPILOG = """\b
@@ -27,7 +29,7 @@ The new record goes to --out (default runs/<run>-eval-<time>); the run itself is
 @click.option("--out", type=click.Path(path_type=Path), help="Directory of the new record.")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="VPBENCH_DATA", help="Where datasets live.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--compare", multiple=True, default=("blank", "copy-last", "mean-context"), show_default=True, help="Baselines scored on the same clips; 'none' for none.")
+@click.option("--compare", multiple=True, default=DEFAULT_COMPARE, show_default=True, help="Baselines scored on the same clips; 'none' for none.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.pass_obj
 def command(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..engine.blankcheck import DEFAULT_COMPARE
+
 __all__ = ["command", "metrics_table"]
 
 EPILOG = """\b
@@ -54,7 +56,7 @@ def metrics_table(record: object) -> str:
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<model>-<dataset>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out to the same result.")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="VPBENCH_DATA", help="Where datasets live (default $VPBENCH_DATA or ~/.cache/vpbench).")
-@click.option("--compare", multiple=True, default=("blank", "copy-last", "mean-context"), show_default=True, help="Baselines scored on the same test clips. Repeatable; 'none' for none.")
+@click.option("--compare", multiple=True, default=DEFAULT_COMPARE, show_default=True, help="Baselines scored on the same test clips. Repeatable; 'none' for none.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--address", help="Run as a task on the Ray cluster at auto, HOST:PORT or ray://HOST:PORT; the run directory comes back to --out.")
 @click.pass_obj

@@ -11,10 +11,13 @@ from collections.abc import Mapping
 
 from ..records import MetricResult
 
-__all__ = ["BLANK", "FLAG_BELOW_BLANK", "below_blank"]
+__all__ = ["BLANK", "DEFAULT_COMPARE", "FLAG_BELOW_BLANK", "below_blank"]
 
 #: name of the all-background baseline (``vpbench_baselines``)
 BLANK = "blank"
+
+#: baselines scored on the same test clips in every run unless asked otherwise
+DEFAULT_COMPARE: tuple[str, ...] = (BLANK, "copy-last", "mean-context")
 #: record flag set when the trained model does not beat ``blank`` on the selection metric
 FLAG_BELOW_BLANK = "not-better-than-blank"
 

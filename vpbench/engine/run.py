@@ -25,7 +25,7 @@ from ..interfaces import VideoDataset, VideoModel
 from ..plugins import Registry
 from ..records import ComponentInfo, MetricResult, RunRecord, TrainSummary, write_record
 from ..visualize import plot_per_frame, save_strip
-from .blankcheck import BLANK, FLAG_BELOW_BLANK, below_blank
+from .blankcheck import DEFAULT_COMPARE, FLAG_BELOW_BLANK, below_blank
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
 from .guards import check_compare, check_run_dir, check_test_split, check_trainable
@@ -38,8 +38,6 @@ from .train import RunInterrupted, Trainer, TrainState, ValidationCallback
 
 __all__ = ["DEFAULT_COMPARE", "RunRequest", "RunDir", "resolve_request", "execute_run"]
 
-#: baselines scored on the same test clips in every run unless asked otherwise
-DEFAULT_COMPARE: tuple[str, ...] = (BLANK, "copy-last", "mean-context")
 
 Echo = Callable[[str], None]
 
