@@ -25,7 +25,7 @@ from vpbench.plugins import get_plugin_manager
 from vpbench.records import iter_records, read_record
 from vpbench.tune import SearchResult, TuneRequest, run_search
 
-from raycluster import Cluster, alive_nodes, cluster  # noqa: F401  (cluster: the fixture)
+from raycluster import Cluster, cluster  # noqa: F401  (cluster: the fixture)
 
 ray = pytest.importorskip("ray")
 

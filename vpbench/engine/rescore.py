@@ -13,20 +13,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .. import __version__
-from ..components import build_metrics, build_model
+from ..components import build_metrics
 from ..config import apply_overrides, build_run_config
 from ..data.root import resolve_data_root
 from ..errors import ConfigError
-from ..hardware import git_info, hardware_info, resolve_device
+from ..hardware import resolve_device
 from ..plugins import Registry
 from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
 from .evaluate import Predictor, evaluate
 from .preflight import preflight_run
 from .rng import seed_everything
-from .run import DEFAULT_COMPARE, RunDir, _count_params, _write_pictures
+from .recording import baseline_predictors, build_record, count_params, profile_if, write_pictures
+from .run import DEFAULT_COMPARE, RunDir
 from .saved import build_saved, read_run
 
 __all__ = ["EvalRequest", "rescore_run"]
@@ -75,52 +74,30 @@ def rescore_run(req: EvalRequest, registry: Registry, echo: Echo = print) -> tup
     preflight_run(registry, saved.model, saved.dataset, dataset, model, metrics, device)
 
     predictors: dict[str, Predictor] = {saved.model: model.predict}
-    for name in req.compare:
-        if name != saved.model and name in registry.models:
-            base = build_model(registry, name, {}, dataset.frame_shape, dataset.context, dataset.horizon).to(device)
-            predictors[name] = base.predict
+    predictors.update(baseline_predictors(registry, req.compare, saved.model, dataset, device))
     results = evaluate(
         predictors, dataset.split("test"), metrics, context=dataset.context, horizon=dataset.horizon, device=device,
         batch_size=cfg.eval.batch_size, limit=cfg.eval.max_sequences, progress=req.progress,
     )
-    main = results[saved.model]
-    out.root.mkdir(parents=True, exist_ok=True)
-    artifacts = _write_pictures(out, dataset, model, predictors, results, saved.model)
+    artifacts = write_pictures(out.root, dataset, predictors, results, saved.model, model=model)
     artifacts["rescored_from"] = {
         "run": str(req.run),
         "checkpoint": str(ckpt.path) if ckpt.path else None,
         "checkpoint_kind": ckpt.kind,
         "step": ckpt.step,
     }
-    profile: dict[str, Any] = {}
-    if cfg.eval.profile:
-        from ..profiling import profile_model
-
-        profile = profile_model(model, context=dataset.context, horizon=dataset.horizon, device=device,
-                                batch_size=min(8, cfg.eval.batch_size), repeats=2)
     state = ckpt.train_state or {}
-    total, trainable = _count_params(model)
     model_cfg = model.config.model_dump(mode="json")
     chose_best = ckpt.kind == "best"
-    record = RunRecord(
+    record = build_record(
         run_id=out.root.name,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        vpbench_version=__version__,
-        git=git_info(),
-        argv=list(req.argv),
+        argv=req.argv,
         seed=cfg.seed,
         model=ComponentInfo(name=saved.model, package=registry.models.entry(saved.model).package, config=model_cfg),
-        dataset=ComponentInfo(
-            name=saved.dataset, package=registry.datasets.entry(saved.dataset).package,
-            config=dataset.config.model_dump(mode="json"),
-        ),
-        data_checksum=dataset.checksum(),
-        data_info=dataset.describe(),
-        frame_shape=dataset.frame_shape.as_tuple(),
-        context=dataset.context,
-        horizon=dataset.horizon,
-        params_total=total,
-        params_trainable=trainable,
+        dataset_name=saved.dataset,
+        dataset=dataset,
+        registry=registry,
+        params=count_params(model),
         train=TrainSummary(
             config=cfg.train.model_dump(mode="json"),
             steps_done=int(state.get("global_step", 0)),
@@ -130,15 +107,13 @@ def rescore_run(req: EvalRequest, registry: Registry, echo: Echo = print) -> tup
             select_value=state.get("best_value") if chose_best else None,
             wall_time_s=float(state.get("wall_time_s", 0.0)),
         ),
-        test_sequences=main.sequences,
-        metrics=main.metrics,
-        unavailable_metrics=unavailable,
-        nan_frames=main.nan_frames,
-        baselines={k: v.metrics for k, v in results.items() if k != saved.model},
+        results=results,
+        main=saved.model,
+        unavailable=unavailable,
         artifacts=artifacts,
-        profile=profile,
-        hardware=hardware_info(device),
-        wall_time_s=round(time.monotonic() - t0, 2),
+        device=device,
+        started=t0,
+        profile=profile_if(cfg.eval.profile, model, dataset, device, cfg.eval.batch_size),
     )
     write_record(record, out.record)
     return record, out.root

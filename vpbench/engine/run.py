@@ -10,26 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 import yaml
 
-from .. import __version__
 from ..components import BoundMetric, build_dataset, build_metrics, build_model
 from ..config import RunConfig, apply_overrides, build_run_config, default_config_file, load_yaml
 from ..data.root import resolve_data_root
 from ..errors import ConfigError
-from ..fsutil import atomic_path, atomic_write_text
-from ..hardware import git_info, hardware_info, resolve_device
-from ..interfaces import VideoDataset, VideoModel
+from ..fsutil import atomic_write_text
+from ..hardware import resolve_device
+from ..interfaces import VideoModel
 from ..plugins import Registry
-from ..records import ComponentInfo, MetricResult, RunRecord, TrainSummary, write_record
-from ..visualize import plot_per_frame, save_strip
+from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
 from .blankcheck import DEFAULT_COMPARE, FLAG_BELOW_BLANK, below_blank
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
 from .guards import check_compare, check_run_dir, check_test_split, check_trainable
 from .preflight import preflight_run
+from .recording import baseline_predictors, build_record, count_params, profile_if, write_pictures
 from .rng import seed_everything
 from .rundir import run_lock
 from .selection import resolve_select_metric
@@ -157,20 +154,6 @@ def _select_metric(metrics: list[BoundMetric], registry: Registry, name: str, ec
     return bound[0]
 
 
-def _fixed_clips(dataset: VideoDataset) -> tuple[list[int], torch.Tensor]:
-    test = dataset.split("test")
-    n = len(test)  # type: ignore[arg-type]
-    ids = [i for i in dataset.fixed_test_sequences if 0 <= i < n]
-    return ids, torch.stack([test[i] for i in ids]).float() if ids else torch.empty(0)
-
-
-def _count_params(model: VideoModel) -> tuple[int, int]:
-    """All parameters, and those some training stage optimises."""
-    total = sum(p.numel() for p in model.parameters())
-    trained = {id(p): p.numel() for s in model.stages() for p in s.parameters()}
-    return total, sum(trained.values())
-
-
 def _stopped_state(rd: RunDir, model_name: str, model_cfg: dict[str, Any], model: VideoModel) -> TrainState:
     """The training state of a run stopped early (e.g. by a Tune scheduler), weights loaded."""
     last = rd.checkpoints / "last.pt"
@@ -269,10 +252,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     model.eval()
 
     predictors: dict[str, Predictor] = {res.model: model.predict}
-    for name in req.compare:
-        if name != res.model:
-            base = build_model(registry, name, {}, shape, dataset.context, dataset.horizon).to(device)
-            predictors[name] = base.predict
+    predictors.update(baseline_predictors(registry, req.compare, res.model, dataset, device))
     results = evaluate(
         predictors,
         dataset.split("test"),
@@ -284,46 +264,24 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         limit=cfg.eval.max_sequences,
         progress=req.progress,
     )
-    main = results[res.model]
     baselines = {k: v.metrics for k, v in results.items() if k != res.model}
     flags: list[str] = []
     below = None
     if state is not None and select is not None:
-        below = below_blank(main.metrics, baselines, select.name, select.protocol)
+        below = below_blank(results[res.model].metrics, baselines, select.name, select.protocol)
     if below is not None:
         flags.append(FLAG_BELOW_BLANK)
 
-    artifacts = _write_pictures(rd, dataset, model, predictors, results, res.model)
-
-    total, trainable = _count_params(model)
-    profile: dict[str, Any] = {}
-    if cfg.eval.profile:
-        from ..profiling import profile_model
-
-        profile = profile_model(
-            model, context=dataset.context, horizon=dataset.horizon, device=device,
-            batch_size=min(8, cfg.eval.batch_size), repeats=2,
-        )
-    record = RunRecord(
+    artifacts = write_pictures(rd.root, dataset, predictors, results, res.model, model=model)
+    record = build_record(
         run_id=rd.root.name,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        vpbench_version=__version__,
-        git=git_info(),
-        argv=list(req.argv),
+        argv=req.argv,
         seed=cfg.seed,
         model=ComponentInfo(name=res.model, package=registry.models.entry(res.model).package, config=model_cfg),
-        dataset=ComponentInfo(
-            name=res.dataset,
-            package=registry.datasets.entry(res.dataset).package,
-            config=dataset.config.model_dump(mode="json"),
-        ),
-        data_checksum=dataset.checksum(),
-        data_info=dataset.describe(),
-        frame_shape=shape.as_tuple(),
-        context=dataset.context,
-        horizon=dataset.horizon,
-        params_total=total,
-        params_trainable=trainable,
+        dataset_name=res.dataset,
+        dataset=dataset,
+        registry=registry,
+        params=count_params(model),
         train=TrainSummary(
             config=cfg.train.model_dump(mode="json"),
             steps_done=state.global_step if state else 0,
@@ -333,63 +291,18 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
             select_value=state.best_value if state else None,
             wall_time_s=state.wall_time_s if state else 0.0,
         ),
-        test_sequences=main.sequences,
-        metrics=main.metrics,
-        unavailable_metrics=unavailable,
-        nan_frames=main.nan_frames,
-        baselines=baselines,
+        results=results,
+        main=res.model,
+        unavailable=unavailable,
         artifacts=artifacts,
-        profile=profile,
-        hardware=hardware_info(device),
-        wall_time_s=round(time.monotonic() - t0, 2),
+        device=device,
+        started=t0,
+        profile=profile_if(cfg.eval.profile, model, dataset, device, cfg.eval.batch_size),
         flags=flags,
     )
     write_record(record, rd.record)
     if below is not None:
         echo(f"warning: {below}")
-    if main.nan_frames:
-        echo(f"warning: {main.nan_frames} predicted frames contain NaN; their metrics are NaN in the record")
+    if record.nan_frames:
+        echo(f"warning: {record.nan_frames} predicted frames contain NaN; their metrics are NaN in the record")
     return record, rd.root
-
-
-def _write_pictures(
-    rd: RunDir,
-    dataset: VideoDataset,
-    model: VideoModel,
-    predictors: dict[str, Predictor],
-    results: dict[str, Any],
-    main: str,
-) -> dict[str, Any]:
-    """Strips of the fixed test clips, the per-frame plot, and the model's own figures."""
-    ids, clips = _fixed_clips(dataset)
-    out: dict[str, Any] = {"fixed_sequences": ids}
-    if ids:
-        T, S = dataset.context, dataset.horizon
-        with torch.no_grad():
-            ctx = clips[:, :T].to(model.device)
-            preds = {name: p(ctx, S).float().cpu() for name, p in predictors.items()}
-        arrays: dict[str, np.ndarray] = {
-            "ids": np.array(ids),
-            "clips": (clips.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8),
-        }
-        for k, v in preds.items():
-            arrays[f"pred_{k}"] = (v.nan_to_num().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-        with atomic_path(rd.root / "fixed_sequences.npz") as tmp, tmp.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
-        for j, i in enumerate(ids):
-            rows = [("context", clips[j, :T].numpy()), ("truth", clips[j, T : T + S].numpy())]
-            rows += [(name, preds[name][j].numpy()) for name in preds]
-            save_strip(rd.strips / f"test_{i:05d}.png", rows)
-        out.update(model.artifacts(rd.root / "artifacts", clips[:, :T].flatten(0, 1).to(model.device)))
-    curves: dict[str, dict[str, list[float]]] = {}
-    for name, r in results.items():
-        for protocol, per_metric in r.metrics.items():
-            for metric, value in per_metric.items():
-                assert isinstance(value, MetricResult)
-                label = metric if protocol == "openstl" else f"{metric} ({protocol})"
-                curves.setdefault(label, {})[name] = value.per_frame
-    if curves:
-        plot_per_frame(rd.root / "per_frame.png", curves, f"{main} on {dataset.name}: metrics per predicted frame")
-    return out
-
-

@@ -23,19 +23,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import __version__
-from ..components import build_dataset, build_metrics, build_model
+from ..components import build_dataset, build_metrics
 from ..config import apply_overrides, build_run_config, load_yaml
 from ..data.root import resolve_data_root
 from ..errors import ConfigError, DataError
-from ..fsutil import atomic_path
-from ..hardware import git_info, hardware_info, resolve_device
+from ..hardware import resolve_device
 from ..interfaces import VideoDataset
 from ..plugins import Registry
 from ..records import EXTERNAL, ComponentInfo, RunRecord, TrainSummary, write_record
-from ..visualize import save_strip
 from .evaluate import Predictor, evaluate
 from .preflight import component, preflight
+from .recording import baseline_predictors, build_record, write_pictures
 from .rng import seed_everything
 
 __all__ = ["ScoreRequest", "load_predictions", "score_predictions"]
@@ -176,79 +174,32 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
     )
 
     predictors: dict[str, Predictor] = {req.name: _Served(served)}
-    for base in req.compare:
-        if base != req.name and base in registry.models:
-            model = build_model(registry, base, {}, dataset.frame_shape, dataset.context, dataset.horizon).to(device)
-            predictors[base] = model.predict
+    predictors.update(baseline_predictors(registry, req.compare, req.name, dataset, device))
     results = evaluate(
         predictors, test, metrics, context=dataset.context, horizon=dataset.horizon, device=device,
         batch_size=cfg.eval.batch_size, limit=n, progress=req.progress,
     )
-    main = results[req.name]
-    artifacts = _fixed_sequences(out, dataset, served, predictors, req.name)
-    record = RunRecord(
+    artifacts = write_pictures(out, dataset, predictors, results, req.name, served=served)
+    record = build_record(
         run_id=out.name,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        vpbench_version=__version__,
-        git=git_info(),
-        argv=list(req.argv),
+        argv=req.argv,
         seed=cfg.seed,
         model=ComponentInfo(
             name=req.name,
             package=EXTERNAL,
             config={"predictions": req.predictions.name, "predictions_sha256": _sha256(req.predictions)},
         ),
-        dataset=ComponentInfo(
-            name=req.dataset,
-            package=registry.datasets.entry(req.dataset).package,
-            config=dataset.config.model_dump(mode="json"),
-        ),
-        data_checksum=dataset.checksum(),
-        data_info=dataset.describe(),
-        frame_shape=dataset.frame_shape.as_tuple(),
-        context=dataset.context,
-        horizon=dataset.horizon,
-        params_total=0,
-        params_trainable=0,
+        dataset_name=req.dataset,
+        dataset=dataset,
+        registry=registry,
+        params=(0, 0),
         train=TrainSummary(config={}, steps_done=0),
-        test_sequences=main.sequences,
-        metrics=main.metrics,
-        unavailable_metrics=unavailable,
-        nan_frames=main.nan_frames,
-        baselines={k: v.metrics for k, v in results.items() if k != req.name},
+        results=results,
+        main=req.name,
+        unavailable=unavailable,
         artifacts=artifacts,
-        hardware=hardware_info(device),
-        wall_time_s=round(time.monotonic() - t0, 2),
+        device=device,
+        started=t0,
     )
     write_record(record, out / "record.json")
     return record, out
-
-
-def _fixed_sequences(
-    out: Path, dataset: VideoDataset, served: Tensor, predictors: dict[str, Predictor], name: str
-) -> dict[str, Any]:
-    """``fixed_sequences.npz`` and strips, as a run writes them, for the leaderboard's picture."""
-    test = dataset.split("test")
-    ids = [i for i in dataset.fixed_test_sequences if 0 <= i < served.shape[0]]
-    if not ids:
-        return {"fixed_sequences": []}
-    T, S = dataset.context, dataset.horizon
-    clips = torch.stack([test[i] for i in ids]).float()
-    preds = {name: served[ids]}
-    with torch.no_grad():
-        for k, p in predictors.items():
-            if k != name:
-                preds[k] = p(clips[:, :T], S).float().cpu()
-
-    def u8(x: Tensor) -> np.ndarray:
-        return (x.nan_to_num().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-
-    arrays = {"ids": np.array(ids), "clips": u8(clips), **{f"pred_{k}": u8(v) for k, v in preds.items()}}
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "fixed_sequences.npz") as tmp, tmp.open("wb") as fh:
-        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
-    for j, i in enumerate(ids):
-        rows = [("context", clips[j, :T].numpy()), ("truth", clips[j, T : T + S].numpy())]
-        rows += [(k, v[j].numpy()) for k, v in preds.items()]
-        save_strip(out / "strips" / f"test_{i:05d}.png", rows)
-    return {"fixed_sequences": ids}
