@@ -98,6 +98,18 @@ def test_the_cli_prints_the_violation_without_traceback_and_exits_2(toy, tmp_pat
     assert "predict must return shape" in err
 
 
+def test_a_crashing_plugin_is_located_and_its_traceback_is_one_variable_away(toy, tmp_path, monkeypatch):
+    with pytest.raises(ContractError) as info:
+        _run(tmp_path, ["model.mistake=crash", "eval.metrics=[toy-l1]"])
+    text = str(info.value)
+    assert "VPBENCH_TRACEBACK=1" in text.splitlines()[0]
+    assert re.search(r"model 'toy-model' .*raised RuntimeError: .* \(at model\.py:\d+\)$", text.splitlines()[1])
+    monkeypatch.setenv("VPBENCH_TRACEBACK", "1")
+    with pytest.raises(RuntimeError) as crash:  # the plugin's own exception, with its frames
+        _run(tmp_path, ["model.mistake=crash", "eval.metrics=[toy-l1]"])
+    assert any("vpbench_toy" in str(entry.path) for entry in crash.traceback)
+
+
 def test_a_correct_plugin_passes_the_preflight_and_trains(toy_ok, tmp_path):
     record, said = _run(tmp_path, [])
     assert record.train.steps_done == 4  # type: ignore[attr-defined]

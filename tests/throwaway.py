@@ -51,7 +51,7 @@ import vpbench
 
 class Toy(vpbench.VideoModel):
     class Config(vpbench.ComponentConfig):
-        mistake: str = Field("", description="'', 'shape' or 'scale'")
+        mistake: str = Field("", description="'', 'shape', 'scale' or 'crash'")
 
     def __init__(self, config, frame_shape, context, horizon):
         super().__init__(config, frame_shape, context, horizon)
@@ -63,6 +63,8 @@ class Toy(vpbench.VideoModel):
             return pred[:, :, :, :-1]
         if self.config.mistake == "scale":
             return pred * 255
+        if self.config.mistake == "crash":
+            return pred.view(-1, 7)  # a bug in the plugin: view of a non-multiple size
         return pred
 
     def _step(self, batch, step):

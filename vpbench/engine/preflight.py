@@ -12,8 +12,10 @@ run with the pre-flight trains exactly as one without it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -41,6 +43,8 @@ PLUGIN_FAULTS: tuple[type[BaseException], ...] = (
     AssertionError,
     ZeroDivisionError,
 )
+#: Set to 1 to let a plugin's exception during the pre-flight propagate with its traceback.
+TRACEBACK_ENV = "VPBENCH_TRACEBACK"
 #: Values may leave [0, 1] by this much (float rounding of a resize or a normalisation).
 RANGE_TOL = 1e-3
 #: Clips drawn from each split.
@@ -65,8 +69,10 @@ class Preflight:
         except (DataError, ConfigError):
             raise  # missing data or a bad setting: the plugin's own message names the fix
         except PLUGIN_FAULTS as exc:
+            if os.environ.get(TRACEBACK_ENV) == "1" and not isinstance(exc, VpbenchError):
+                raise  # the plugin author asked for the full traceback
             text = " ".join(str(exc).split()) or type(exc).__name__
-            self.add(who, f"{what} raised {type(exc).__name__}: {text}")
+            self.add(who, f"{what} raised {type(exc).__name__}: {text}{_where(exc)}")
             return None
 
     def raise_if_any(self) -> None:
@@ -75,8 +81,18 @@ class Preflight:
             lines = "\n".join(f"  {v}" for v in self.violations)
             raise ContractError(
                 f"pre-flight found {n} contract violation{'s' if n > 1 else ''} before training "
-                f"(fix the plugin; see docs/plugins.md):\n{lines}"
+                f"(fix the plugin; see docs/plugins.md; {TRACEBACK_ENV}=1 shows a crash's traceback):\n{lines}"
             )
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at file.py:LINE)``: where the exception was raised, innermost frame."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" (at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})"
 
 
 def _shape(x: Tensor) -> str:
