@@ -62,7 +62,7 @@ class Entry:
         if self.kind == "run":
             base += "".join(f" ({flag})" for flag in self.flags)  # e.g. not-better-than-blank
             if self.trials:
-                base += f" (best of {self.trials} trials by {self.selected_by})"
+                base += f" (best of {self.trials} trial{'s' if self.trials > 1 else ''} by {self.selected_by})"
         return base + self.suffix
 
     @property
