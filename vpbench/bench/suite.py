@@ -96,7 +96,8 @@ class PlannedRun:
 
 def _key_error(source: str, exc: ValidationError) -> ConfigError:
     """The first problem of a suite file, on one line, naming the key and the fix."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a misspelt key explains a missing one
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         model: type[BaseModel] = EntrySpec if "entries" in [str(p) for p in err["loc"][:1]] else SuiteSpec

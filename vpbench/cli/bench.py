@@ -89,4 +89,4 @@ def command(
     if result.failed:
         for o in result.failed:
             click.echo(f"failed: {o.run.key}: {o.reason}", err=True)
-        ctx.exit(1)
+        sys.exit(1)  # runs failed: not a user error (2), and click.Context.exit would be swallowed by vpbench.cli.main
