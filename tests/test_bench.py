@@ -124,6 +124,12 @@ def test_a_folder_holding_another_config_is_refused(tmp_path: Path, registry: An
         run_state(run, out, registry)
 
 
+def test_help_explains_suites_resources_and_resume() -> None:
+    text = CliRunner().invoke(bench_cli.command, ["--help"]).output
+    for words in ("SUITE", "--gpus-per-run", "--cpus-per-run", "--address", "--retries", "--dry-run", "skips finished", "mean ± std"):
+        assert words in text, words
+
+
 def test_parse_suite_reads_a_mapping() -> None:
     suite = parse_suite({"datasets": ["glyphs"], "entries": [{"model": "copy-last"}]}, "inline")
     assert suite.seeds == [0] and suite.entries[0].label == "copy-last"
@@ -166,6 +172,7 @@ def test_tiny_suite_survives_losing_a_node_skips_finished_runs_and_gives_mean_st
     thread.join(timeout=240)
     assert not thread.is_alive(), "the suite did not finish after the worker node died"
     result = box["result"]
+    print(result.output)  # shown with -s or on failure: the suite's progress and its table
     assert result.exit_code == 0, result.output
     output = result.output
     assert "4 finished, 0 skipped (finished before), 0 failed" in output
