@@ -95,8 +95,9 @@ def test_every_shipped_suite_expands_and_validates(registry: Any) -> None:
         ({"datasets": ["glyphs"], "entries": [{"model": "copy-last", "name": "../x"}]}, "must be a plain name"),
         ({"datasets": ["glyphs"], "entries": [{"model": "tinyconv", "set": {"model.hiden": 4}}]}, "unknown config key 'model.hiden'"),
         ({"datasets": ["glyphs"], "entries": [{"model": "nosuch"}]}, "nosuch"),
+        ({"datasets": ["glyphs"], "compare": ["nope"], "entries": [{"model": "copy-last"}]}, "unknown baseline 'nope' under compare:"),
     ],
-    ids=["entry-key", "suite-key", "no-entries", "no-datasets", "same-name", "unsafe-name", "config-key", "unknown-model"],
+    ids=["entry-key", "suite-key", "no-entries", "no-datasets", "same-name", "unsafe-name", "config-key", "unknown-model", "compare"],
 )
 def test_bad_suites_fail_in_one_line_before_anything_runs(tmp_path: Path, capsys: Any, data: dict[str, Any], message: str) -> None:
     from conftest import TestPlugin
@@ -199,6 +200,7 @@ def test_tiny_suite_survives_losing_a_node_skips_finished_runs_and_gives_mean_st
     board = CliRunner().invoke(leaderboard_cli.command, ["--records", str(out), "--out", str(site), "--no-figures"], obj=_app())
     assert board.exit_code == 0, board.output
     page = (site / "glyphs.md").read_text()
+    print("\n".join(line for line in page.splitlines() if line.startswith("|")))
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in page.splitlines() if line.startswith("| convlstm") or line.startswith("| copy-last")}
     assert set(rows) == {"convlstm", "copy-last"}, page
     for row in rows.values():

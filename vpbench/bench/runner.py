@@ -79,6 +79,9 @@ def plan_bench(req: BenchRequest, registry: Any) -> tuple[SuiteSpec, str, list[P
     """Validate the request and expand the suite (no Ray needed)."""
     if req.retries < 0 or req.cpus_per_run <= 0 or req.gpus_per_run < 0:
         raise ConfigError("--cpus-per-run must be positive, --retries and --gpus-per-run >= 0")
+    if req.address is not None and req.address.startswith("ray://"):
+        # a Ray Client's tasks and actors run on the cluster, so run states would be kept on the head node
+        raise ConfigError("vpbench bench drives the suite from a cluster node: use --address HOST:PORT or auto there, not ray://")
     suite = load_suite(req.suite)
     name = suite.name or req.suite.stem
     runs = expand_suite(suite, registry, str(req.suite), req.sets, suite_dir=req.suite.parent)
@@ -161,11 +164,13 @@ def run_bench(req: BenchRequest, registry: Any, echo: Echo = print) -> BenchResu
     atomic_write_text(out / "suite.yaml", req.suite.read_text(encoding="utf-8"))
     if not todo:
         return result
-    _run_on_ray(req, registry, out, todo, _Progress(outcomes, echo), echo)
+    _run_on_ray(req, registry, out, todo, suite.compare, _Progress(outcomes, echo))
     return result
 
 
-def _run_on_ray(req: BenchRequest, registry: Any, out: Path, todo: list[RunOutcome], progress: _Progress, echo: Echo) -> None:
+def _run_on_ray(
+    req: BenchRequest, registry: Any, out: Path, todo: list[RunOutcome], compare: list[str] | None, progress: _Progress
+) -> None:
     from ..tune.cluster import forwarded_plugins, ray_session, require_ray
     from .store import RunStore
     from .task import RunTask, run_task
@@ -208,7 +213,7 @@ def _run_on_ray(req: BenchRequest, registry: Any, out: Path, todo: list[RunOutco
                 overrides=run.overrides,
                 device=device,
                 data_root=str(Path(data_root).resolve()) if data_root else None,
-                compare=None,
+                compare=compare,
                 argv=[*req.argv, "--entry", run.entry, "--seed", str(run.seed)],
                 plugins=tuple(plugins),
             )
@@ -239,6 +244,7 @@ def _run_on_ray(req: BenchRequest, registry: Any, out: Path, todo: list[RunOutco
                 summary = ray.get(ready[0])
                 ray.get(store.finish.remote(o.run.key, packed))
             except RayTaskError as exc:
+                _discard(ray, packed)
                 cause = getattr(exc, "cause", None)
                 if isinstance(cause, VpbenchError):  # the run's own error (diverged, bad data): retrying repeats it
                     failed(o, " ".join(str(cause).split()), retry=False)
@@ -246,10 +252,26 @@ def _run_on_ray(req: BenchRequest, registry: Any, out: Path, todo: list[RunOutco
                     failed(o, f"{type(cause).__name__ if cause else 'error'}: {_one_line(str(cause or exc))}", retry=True)
                 continue
             except RayError as exc:  # the worker or its node died, an object was lost
-                failed(o, f"{type(exc).__name__}: {_one_line(str(exc))}", retry=True)
+                _discard(ray, packed)
+                failed(o, f"{type(exc).__name__}: {_first_sentence(str(exc))}", retry=True)
                 continue
             o.status, o.summary, o.host, o.reason = "finished", summary, summary.get("host"), None
             progress.line(f"finished {o.run.key} on {o.host} in {summary.get('wall_time_s', 0):.1f} s: {_metrics_text(summary)}")
+
+
+def _discard(ray: Any, ref: Any) -> None:
+    """Consume the failed task's other result, so Ray does not log it as an unhandled error."""
+    from ray.exceptions import RayError
+
+    try:
+        ray.get(ref)
+    except RayError:
+        pass
+
+
+def _first_sentence(text: str) -> str:
+    line = _one_line(text.strip().splitlines()[0] if text.strip() else text)
+    return line.split(". ")[0].rstrip(".")
 
 
 def _stored_step(root: Path) -> int | None:

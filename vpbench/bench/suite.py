@@ -162,6 +162,10 @@ def expand_suite(
 ) -> list[PlannedRun]:
     """Every run of the suite (entries x datasets x seeds, in that order), each config validated."""
     runs: list[PlannedRun] = []
+    for name in suite.compare or []:
+        if name not in registry.models:
+            valid = ", ".join(sorted(registry.models.names()))
+            raise ConfigError(f"suite {source}: unknown baseline {name!r} under compare:; valid models: {valid} (or compare: [])")
     for entry in suite.entries:
         registry.models.get(entry.model)  # an unknown name lists the valid ones
         datasets = entry.datasets if entry.datasets is not None else suite.datasets

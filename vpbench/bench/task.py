@@ -51,7 +51,7 @@ def run_task(task: RunTask, state: bytes | None, store: Any) -> tuple[bytes, dic
     from ..tune.pack import pack_dir, unpack_dir
     from .store import STATE_FILE, pack_state
 
-    host = socket.gethostname()
+    host = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:8]}"  # machine and Ray node
     registry = get_registry(task.plugins)
     cfg = build_run_config(task.overrides)
     # a node that joined after the suite started prepares (or waits for) its data here, under the lock

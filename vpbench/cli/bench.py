@@ -31,7 +31,7 @@ exits with status 1.
 @click.argument("suite", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder, a records tree (default runs/bench-<suite name>).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key of every run (after the suite's own). Repeatable.")
-@click.option("--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start Ray on this machine).")
+@click.option("--address", help="Ray cluster: auto or HOST:PORT, run on a cluster node (default: start Ray on this machine).")
 @click.option("--gpus-per-run", type=float, default=0.0, show_default=True, help="GPUs per run; > 0 trains on CUDA.")
 @click.option("--cpus-per-run", type=float, default=1.0, show_default=True, help="CPUs per run.")
 @click.option("--retries", type=int, default=2, show_default=True, help="Retries of a failed run (worker or node lost), each from its last checkpoint.")
