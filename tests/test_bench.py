@@ -128,6 +128,17 @@ def test_a_folder_holding_another_config_is_refused(tmp_path: Path, registry: An
         run_state(run, out, registry)
 
 
+def test_a_second_command_on_the_same_output_folder_is_refused(tmp_path: Path, capsys: Any) -> None:
+    from vpbench.engine.rundir import run_lock
+
+    out = tmp_path / "out"
+    with run_lock(out):  # another `vpbench bench` holds it
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench", str(TINY), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"run directory {out} is in use by another vpbench process (PID {os.getpid()})" in err, err
+
+
 def test_help_explains_suites_resources_and_resume() -> None:
     text = CliRunner().invoke(bench_cli.command, ["--help"]).output
     for words in ("SUITE", "--gpus-per-run", "--cpus-per-run", "--address", "--retries", "--dry-run", "skips finished", "mean ± std"):

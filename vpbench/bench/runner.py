@@ -143,29 +143,40 @@ class _Progress:
 
 
 def run_bench(req: BenchRequest, registry: Any, echo: Echo = print) -> BenchResult:
-    """Run every unfinished run of the suite on Ray and return what happened to each."""
+    """Run every unfinished run of the suite on Ray and return what happened to each.
+
+    The output folder is locked for the command's life: a second ``vpbench bench`` on it stops
+    with the first one's PID instead of running the same runs twice.
+    """
+    from ..engine.rundir import run_lock
+
     suite, name, runs, out = plan_bench(req, registry)
+    if req.dry_run:
+        result = _inspect(suite, name, runs, out, registry, echo)
+        for o in result.outcomes:
+            echo(f"  {o.run.key}: {o.found} (model {o.run.model}, seed {o.run.seed}, config {o.run.config_source or 'defaults'})")
+        return result
+    with run_lock(out):
+        result = _inspect(suite, name, runs, out, registry, echo)
+        atomic_write_text(out / "suite.yaml", req.suite.read_text(encoding="utf-8"))
+        todo = [o for o in result.outcomes if o.status == "pending"]
+        if todo:
+            _run_on_ray(req, registry, out, todo, suite.compare, _Progress(result.outcomes, echo))
+    return result
+
+
+def _inspect(suite: SuiteSpec, name: str, runs: list[PlannedRun], out: Path, registry: Any, echo: Echo) -> BenchResult:
+    """Each run's state in ``out``: finished runs are skipped, the others pending."""
     outcomes = []
     for run in runs:
         found = run_state(run, out, registry)
         outcomes.append(RunOutcome(run, "skipped" if found == "finished" else "pending", found=found))
-    result = BenchResult(out, name, outcomes)
     n = {s: sum(1 for o in outcomes if o.found == s) for s in ("finished", "partial", "new")}
     echo(
         f"suite {name}: {len(runs)} runs ({len(suite.entries)} entries x datasets x seeds) in {out}; "
         f"{n['finished']} finished before (skipped), {n['partial']} to resume, {n['new']} to start"
     )
-    todo = [o for o in outcomes if o.status == "pending"]
-    if req.dry_run:
-        for o in outcomes:
-            echo(f"  {o.run.key}: {o.found} (model {o.run.model}, seed {o.run.seed}, config {o.run.config_source or 'defaults'})")
-        return result
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "suite.yaml", req.suite.read_text(encoding="utf-8"))
-    if not todo:
-        return result
-    _run_on_ray(req, registry, out, todo, suite.compare, _Progress(outcomes, echo))
-    return result
+    return BenchResult(out, name, outcomes)
 
 
 def _run_on_ray(
