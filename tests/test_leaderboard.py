@@ -329,3 +329,81 @@ def test_comparable_with_openstl_only_on_openstl_datasets_and_test_sets(tmp_path
     md = page_md(board.datasets[0])
     assert ("comparable with OpenSTL's published tables" in md) == comparable
     assert ("not comparable with its published tables" in md) == (not comparable)
+
+
+# ----------------------------------------------------------------------------- seeds and searches
+
+
+def _seeded(run_id: str, model: str, seed: int, **kw: float) -> RunRecord:
+    return make_record(run_id, model, **kw).model_copy(update={"seed": seed})
+
+
+def test_seeds_of_one_model_and_config_become_one_row_with_mean_std_and_n(tmp_path: Path) -> None:
+    for seed, psnr, mse in ((0, 20.0, 40.0), (1, 22.0, 44.0), (2, 24.0, 48.0)):
+        put(tmp_path, _seeded(f"alpha-seed-{seed}", "alpha", seed, psnr=psnr, mse=mse), seed=seed)
+    put(tmp_path, make_record("beta-run", "beta", psnr=23.0, mse=30.0))
+    md = board_md(tmp_path)
+    alpha, beta = table_row(md, "alpha"), table_row(md, "beta")
+    # columns: model, run, n, PSNR, MSE, ...; sample std (n - 1): std(20, 22, 24) = 2
+    assert alpha[1] == ", ".join(f"[alpha-seed-{s}](alpha-seed-{s}/record.json)" for s in range(3))
+    assert alpha[2:5] == ["3", "22.00 ± 2.00", "44.00 ± 4.00"]
+    assert alpha[-1] == "1.5 min"  # the mean wall time
+    assert beta[1:5] == ["[beta-run](beta-run/record.json)", "1", "**23.00**", "**30.00**"]  # single runs stay as they were
+    assert "| alpha [" not in md  # one row, not one per seed
+    assert "mean over the n runs ± their sample standard deviation" in md
+    board = build_board(load_records(tmp_path), [], link_base=tmp_path)
+    entry = next(e for e in board.datasets[0].groups[0].entries if e.model == "alpha")
+    assert entry.metrics["openstl"]["psnr"].per_frame == pytest.approx([22.0, 22.1, 22.2])  # curves are means too
+
+
+def test_runs_that_differ_in_more_than_the_seed_keep_their_own_rows(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        put(tmp_path, _seeded(f"small-seed-{seed}", "alpha", seed, psnr=20.0 + seed))
+        big = _seeded(f"big-seed-{seed}", "alpha", seed, psnr=30.0 + seed)
+        put(tmp_path, big.model_copy(update={"model": ComponentInfo(name="alpha", package="test", config={"hidden": 64})}))
+    put(tmp_path, _seeded("short", "alpha", 2, steps=10))  # another budget: its own row
+    md = measured_part(board_md(tmp_path))
+    assert table_row(md, "alpha [big]")[2:4] == ["2", "**30.50 ± 0.71**"]
+    assert table_row(md, "alpha [small]")[2:4] == ["2", "20.50 ± 0.71"]
+    assert table_row(md, "alpha [short]")[2] == "1"
+    without_n = measured_part(board_md(_only(tmp_path, "short")))
+    assert "| n " not in without_n  # no aggregated row: the table has no n column, as before
+
+
+def _only(root: Path, run_id: str) -> Path:
+    dest = root.parent / f"only-{run_id}"
+    shutil.copytree(root / run_id, dest / run_id)
+    return dest
+
+
+def _trial(root: Path, search: str, trial: str, val: float, psnr: float) -> None:
+    rec = make_record(trial, "alpha", psnr=psnr).model_copy(
+        update={
+            "argv": ["tune", "--model", "alpha", "--trial", trial],
+            "train": TrainSummary(config={"batch_size": 4, "lr": val / 1000}, steps_done=100, select_metric="mse", select_value=val),
+        }
+    )
+    write_record(rec, root / search / "trials" / trial / "record.json")
+
+
+def test_a_search_shows_its_best_trial_by_validation_never_by_test(tmp_path: Path) -> None:
+    _trial(tmp_path, "tune-a", "t1", val=30.0, psnr=19.0)  # best on validation (mse: lower is better)
+    _trial(tmp_path, "tune-a", "t2", val=35.0, psnr=29.0)  # best on test, worse on validation
+    _trial(tmp_path, "tune-a", "t3", val=40.0, psnr=25.0)
+    md = measured_part(board_md(tmp_path))
+    row = table_row(md, "alpha (best of 3 trials by val_mse)")
+    assert row[1] == "[t1](tune-a/trials/t1/record.json)" and row[2] == "19.00"  # linked: the record holds the hyperparameters
+    assert "| alpha " not in md.replace("| alpha (best", "")  # no row per trial
+    assert "its record, linked in the Run cell, holds its hyperparameters" in md
+    _trial(tmp_path, "tune-b", "u1", val=20.0, psnr=18.0)  # another search of the same model: its own row
+    md = measured_part(board_md(tmp_path))
+    assert table_row(md, "alpha (best of 3 trials by val_mse) [t1]")[2] == "**19.00**"
+    assert table_row(md, "alpha (best of 1 trial by val_mse) [u1]")[2] == "18.00"
+
+
+def test_group_names_drop_the_seed_part() -> None:
+    from vpbench.leaderboard.aggregate import group_name
+
+    assert group_name(["convlstm-tiny-seed-0", "convlstm-tiny-seed-1"]) == "convlstm-tiny"
+    assert group_name(["run7", "run8"]) == "run"
+    assert group_name(["a", "b"]) == "a"

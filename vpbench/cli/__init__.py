@@ -48,7 +48,7 @@ class AppState:
 
 def build_cli(pm: pluggy.PluginManager) -> click.Group:
     """Assemble the command group for ``pm``: built-in commands, then plugin commands."""
-    from . import check, data, evaluate, leaderboard, plugins, predict, profile, run, score, tune
+    from . import bench, check, data, evaluate, leaderboard, plugins, predict, profile, run, score, tune
 
     @click.group(
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -66,7 +66,7 @@ def build_cli(pm: pluggy.PluginManager) -> click.Group:
         """
         ctx.obj = AppState(pm)
 
-    for module in (run, evaluate, score, predict, check, plugins, data, profile, leaderboard, tune):
+    for module in (run, evaluate, score, predict, check, plugins, data, profile, leaderboard, tune, bench):
         cli.add_command(module.command)
     pm.hook.register_commands(cli=cli)
     return cli

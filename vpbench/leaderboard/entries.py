@@ -1,14 +1,16 @@
-"""Leaderboard rows: each run record's own model, plus the baselines scored inside a record
-when no separate record of that model exists on the same test set."""
+"""Leaderboard rows: each run record's own model (the seeds of one model and config as one
+row, a search as its best trial), plus the baselines scored inside a record when no separate
+record of that model exists on the same test set."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..records import MetricResult
+from .aggregate import group_name, group_rows, mean_metrics
 from .load import LoadedRecord
 
 __all__ = ["Entry", "entries_for"]
@@ -18,22 +20,49 @@ __all__ = ["Entry", "entries_for"]
 class Entry:
     model: str
     kind: Literal["run", "baseline"]
-    #: the record this row's numbers come from
+    #: the record this row's links, pictures, budget and hardware come from (the lowest seed of a group)
     source: LoadedRecord
-    #: protocol -> metric -> result
+    #: protocol -> metric -> result (for a group of seeds: the mean over the seeds)
     metrics: dict[str, dict[str, MetricResult]]
     #: set when several rows share a model name (several runs of one model)
     suffix: str = ""
+    #: every record behind this row (more than one: seeds of one model and config)
+    members: tuple[LoadedRecord, ...] = ()
+    #: protocol -> metric -> sample standard deviation over ``members``
+    spread: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: a search collapsed to its best trial: how many trials, and the validation metric that chose it
+    trials: int = 0
+    selected_by: str | None = None
+
+    @property
+    def n(self) -> int:
+        return max(1, len(self.members))
 
     @property
     def run_id(self) -> str:
         return self.source.record.run_id
 
     @property
+    def ident(self) -> str:
+        """The row's name among rows of the same model: its run id, or its runs' common name."""
+        if self.n > 1:
+            return group_name([m.record.run_id for m in self.members])
+        return self.run_id
+
+    @property
+    def flags(self) -> list[str]:
+        found: list[str] = []
+        for m in self.members or (self.source,):
+            found += [f for f in m.record.flags if f not in found]
+        return found
+
+    @property
     def label(self) -> str:
         base = self.model if self.kind == "run" else f"{self.model} (baseline)"
-        if self.kind == "run" and self.source.record.flags:  # e.g. not-better-than-blank
-            base += "".join(f" ({flag})" for flag in self.source.record.flags)
+        if self.kind == "run":
+            base += "".join(f" ({flag})" for flag in self.flags)  # e.g. not-better-than-blank
+            if self.trials:
+                base += f" (best of {self.trials} trial{'s' if self.trials > 1 else ''} by {self.selected_by})"
         return base + self.suffix
 
     @property
@@ -42,16 +71,30 @@ class Entry:
         return f"pred_{self.model}"
 
     def unavailable(self, metric: str) -> bool:
-        return self.kind == "run" and metric in self.source.record.unavailable_metrics
+        return self.kind == "run" and any(metric in m.record.unavailable_metrics for m in self.members or (self.source,))
 
     @property
     def profile(self) -> dict[str, Any]:
         return self.source.record.profile if self.kind == "run" else {}
 
+    @property
+    def wall_time_s(self) -> float:
+        """The mean wall time of the row's runs."""
+        members = self.members or (self.source,)
+        return sum(m.record.wall_time_s for m in members) / len(members)
+
+
+def _run_entry(members: tuple[LoadedRecord, ...], trials: int, selected_by: str | None) -> Entry:
+    source = members[0]
+    if len(members) == 1:
+        return Entry(source.record.model.name, "run", source, source.record.metrics, members=members, trials=trials, selected_by=selected_by)
+    means, spread = mean_metrics([m.record.metrics for m in members])
+    return Entry(source.record.model.name, "run", source, means, members=members, spread=spread)
+
 
 def entries_for(records: Sequence[LoadedRecord]) -> list[Entry]:
     """Rows for one test set, sorted by (model, kind, run id)."""
-    out = [Entry(r.record.model.name, "run", r, r.record.metrics) for r in records]
+    out = [_run_entry(g.members, g.trials, g.selected_by) for g in group_rows(records)]
     measured = {r.record.model.name for r in records}
     seen: set[str] = set()
     for r in sorted(records, key=lambda r: (r.record.run_id, r.path.as_posix())):
@@ -60,6 +103,6 @@ def entries_for(records: Sequence[LoadedRecord]) -> list[Entry]:
                 continue
             seen.add(name)
             out.append(Entry(name, "baseline", r, metrics))
-    out.sort(key=lambda e: (e.model, e.kind != "run", e.run_id, e.source.path.as_posix()))
+    out.sort(key=lambda e: (e.model, e.kind != "run", e.ident, e.source.path.as_posix()))
     counts = Counter(e.model for e in out)
-    return [replace(e, suffix=f" [{e.run_id}]") if counts[e.model] > 1 else e for e in out]
+    return [replace(e, suffix=f" [{e.ident}]") if counts[e.model] > 1 else e for e in out]

@@ -106,19 +106,37 @@ def _budget(e: Entry) -> tuple[str, int | None, int | None]:
     return text, t.steps_done, batch if isinstance(batch, int) else None
 
 
-def _run_cell(e: Entry, link_base: Path | None) -> tuple[str, str | None]:
-    """The Run cell's text and, with ``link_base``, the record it links to (relative)."""
+def _run_cell(e: Entry, link_base: Path | None) -> tuple[str, str | list[tuple[str, str]] | None]:
+    """The Run cell's text and, with ``link_base``, the record(s) it links to (relative)."""
+    if e.n > 1:  # one link per seed's record
+        ids = [m.record.run_id for m in e.members]
+        if link_base is None:
+            return ", ".join(ids), None
+        return ", ".join(ids), [(m.record.run_id, Path(os.path.relpath(m.path, link_base)).as_posix()) for m in e.members]
     text = e.run_id if e.kind == "run" else f"in {e.run_id}"
     if link_base is None:
         return text, None
     return text, Path(os.path.relpath(e.source.path, link_base)).as_posix()
 
 
+def _metric_cell(e: Entry, protocol: str, metric: str) -> str:
+    """``mean``, or ``mean ± std`` for a row of several seeds (std: sample, n - 1)."""
+    res = e.metrics.get(protocol, {}).get(metric)
+    if res is None:
+        return "n/a" if e.unavailable(metric) else "—"
+    std = e.spread.get(protocol, {}).get(metric)
+    if e.n > 1 and std is not None:
+        return f"{_fmt_metric(metric, res.mean)} ± {_fmt_metric(metric, std)}"
+    return _fmt_metric(metric, res.mean)
+
+
 def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, link_base: Path | None = None) -> Table:
     metrics = metric_columns(entries, protocol)
     has_macs = any(_profile_value(e.profile, "macs") is not None for e in entries)
     has_fps = any(_profile_value(e.profile, "throughput") is not None for e in entries)
-    columns = [Column("model", "Model"), Column("run", "Run"), *metrics, Column("params", "#Params", numeric=True)]
+    seeds = any(e.n > 1 for e in entries)  # rows of several seeds: mean ± std, and their count
+    columns = [Column("model", "Model"), Column("run", "Run"), *([Column("n", "n", numeric=True)] if seeds else [])]
+    columns += [*metrics, Column("params", "#Params", numeric=True)]
     if has_macs:
         columns.append(Column("macs", "MACs/seq", numeric=True))
     if has_fps:
@@ -128,27 +146,35 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
     rows: list[dict[str, Cell]] = []
     cells: list[dict[str, str]] = []
     links: list[dict[str, str]] = []
+    multi: list[dict[str, list[tuple[str, str]]]] = []
     for e in entries:
         rec = e.source.record
         budget, steps, batch = _budget(e)
-        raw: dict[str, Cell] = {"model": e.model, "kind": e.kind, "run": e.run_id}
+        raw: dict[str, Cell] = {"model": e.model, "kind": e.kind, "run": e.run_id if e.n == 1 else e.ident}
         run_text, run_link = _run_cell(e, link_base)
         shown: dict[str, str] = {"model": e.label, "run": run_text}
-        links.append({"run": run_link} if run_link is not None else {})
+        links.append({"run": run_link} if isinstance(run_link, str) else {})
+        multi.append({"run": run_link} if isinstance(run_link, list) else {})
+        if seeds:
+            raw["n"] = e.n
+            raw["runs"] = ";".join(m.record.run_id for m in e.members) or e.run_id
+            raw["seeds"] = ";".join(str(m.record.seed) for m in e.members) or str(rec.seed)
+            shown["n"] = str(e.n)
+        if e.trials:
+            raw.update(trials=e.trials, selected_by=e.selected_by)
         for col in metrics:
             res = e.metrics.get(protocol, {}).get(col.key)
             raw[col.key] = res.mean if res is not None else None
-            if res is not None:
-                shown[col.key] = _fmt_metric(col.key, res.mean)
-            else:
-                shown[col.key] = "n/a" if e.unavailable(col.key) else "—"
+            if e.n > 1:
+                raw[f"{col.key}_std"] = e.spread.get(protocol, {}).get(col.key)
+            shown[col.key] = _metric_cell(e, protocol, col.key)
         params = rec.params_total if e.kind == "run" and rec.model.package != EXTERNAL else None
         macs, fps = _profile_value(e.profile, "macs"), _profile_value(e.profile, "throughput")
         raw.update(params=params, macs=macs, throughput=fps, budget=budget, steps=steps, batch_size=batch)
         shown.update(params=fmt_si(params), macs=fmt_si(macs), throughput=fmt_si(fps, " seq/s"), budget=budget)
         own = e.kind == "run" and rec.model.package != EXTERNAL  # scored elsewhere: not our hardware or time
         hw = _hardware(rec) if own else "—"
-        wall = rec.wall_time_s if own else None
+        wall = e.wall_time_s if own else None
         raw.update(hardware=hw, wall_time_s=wall)
         shown.update(hardware=hw, wall_time=fmt_seconds(wall))
         rows.append(raw)
@@ -167,6 +193,7 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
             "test_sequences": str(test_set.sequences),
         },
         links=links,
+        multi_links=multi,
     )
     mark_best(table, _fmt_metric)
     return table

@@ -128,6 +128,26 @@ def _openstl_comparable(g: GroupBoard, db: DatasetBoard) -> bool:
     return published and bool(g.records) and not any(is_generated(r.record.data_info) for r in g.records)
 
 
+SEEDS_NOTE = (
+    "Rows with n > 1 stand for the seeds of one model and config (same model, dataset and training configs, "
+    "differing only in the seed): each value is the mean over the n runs ± their sample standard deviation "
+    "(n − 1); the Run cell links every seed's record; wall time is the mean; the pictures show the first seed."
+)
+TRIALS_NOTE = (
+    "A row \"(best of N trials by val_…)\" stands for a `vpbench tune` search: the trial with the best value of "
+    "its validation metric (never a test value); its record, linked in the Run cell, holds its hyperparameters."
+)
+
+
+def _aggregate_notes(entries: list[Entry]) -> list[str]:
+    out = []
+    if any(e.n > 1 for e in entries):
+        out += [SEEDS_NOTE, ""]
+    if any(e.trials for e in entries):
+        out += [TRIALS_NOTE, ""]
+    return out
+
+
 def _group_md(g: GroupBoard, h: str, multiple: bool, db: DatasetBoard) -> list[str]:
     title = f"Test set {g.letter}: " if multiple else "Test set: "
     out = [f"{h} {title}{g.test_set.describe()}", "", provenance([r.record for r in g.records]), ""]
@@ -137,6 +157,7 @@ def _group_md(g: GroupBoard, h: str, multiple: bool, db: DatasetBoard) -> list[s
             text = OPENSTL_NOT_COMPARABLE
         out += [f"Protocol `{protocol}`: {text}", ""]
         out += [to_markdown(table), ""]
+    out += _aggregate_notes(g.entries)
     if not g.tables:
         out += ["These records hold no metric values (no metric plugins were available when they ran).", ""]
     if g.image is not None:

@@ -46,6 +46,8 @@ class Table:
     context: dict[str, str] = field(default_factory=dict)
     #: per row, column key -> relative path the cell links to (markdown only)
     links: list[dict[str, str]] = field(default_factory=list)
+    #: per row, column key -> (text, relative path) links shown side by side (a row of several runs)
+    multi_links: list[dict[str, list[tuple[str, str]]]] = field(default_factory=list)
 
 
 def fmt_float(value: float | None, spec: str) -> str:
@@ -111,7 +113,13 @@ def to_markdown(table: Table) -> str:
     cells = []
     for i, row in enumerate(table.cells):
         links = table.links[i] if i < len(table.links) else {}
-        cells.append({k: md_link(v, links[k]) if k in links else md_text(v) for k, v in row.items()})
+        multi = table.multi_links[i] if i < len(table.multi_links) else {}
+        cells.append(
+            {
+                k: md_link(v, links[k]) if k in links else ", ".join(md_link(t, p) for t, p in multi[k]) if k in multi else md_text(v)
+                for k, v in row.items()
+            }
+        )
     escaped = Table(table.title, table.columns, table.rows, cells, table.best)
     rows = _matrix(escaped, lambda s: f"**{s}**")
     headers = [md_text(c.heading()) for c in table.columns]
