@@ -29,7 +29,7 @@ from vpbench.plugins import get_plugin_manager
 from vpbench.records import iter_records, read_record
 from vpbench.tune import SearchResult, TuneRequest, run_search
 
-from raycluster import NODE_ENV, TESTS, Cluster, NodeLocalPlugin, alive_nodes, cluster  # noqa: F401  (cluster: the fixture)
+from raycluster import _LOOPBACK, NODE_ENV, TESTS, Cluster, NodeLocalPlugin, alive_nodes, cluster  # noqa: F401  (cluster: the fixture)
 
 ray = pytest.importorskip("ray")
 
@@ -63,7 +63,8 @@ def _search_file(path: Path, steps: int, every: int, space: dict[str, Any] | Non
 
 
 #: a real `vpbench` process (the console script's main) that also registers the test plugins
-_DRIVER = "import sys; from conftest import TestPlugin; from vpbench.cli import main; main(sys.argv[1:], [TestPlugin()])"
+#: and, like the cluster's nodes, keeps Ray on loopback
+_DRIVER = f"{_LOOPBACK}; import sys; from conftest import TestPlugin; from vpbench.cli import main; main(sys.argv[1:], [TestPlugin()])"
 
 
 def _driver(args: list[str], cwd: Path) -> subprocess.Popen[str]:
@@ -171,6 +172,7 @@ def test_sigint_stops_the_search_without_a_best_config_and_resume_finishes_every
     driver = _driver(args, tmp_path)
     try:
         _wait_for(lambda: list(out.glob("ray/search/*/checkpoint_*")) or driver.poll() is not None, "a first checkpoint")
+        assert driver.poll() is None, driver.communicate()
         driver.send_signal(signal.SIGINT)
         _, err = driver.communicate(timeout=90)
     finally:
@@ -221,7 +223,7 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
     # Ctrl-C on a real driver process: the last state comes back as a resumable run directory
     out = tmp_path / "ctrl-c"
     args = ["run", "--model", "tinyconv", "--dataset", "glyphs", "--address", cluster.address, "--out", str(out), "--no-progress"]
-    args += ["--compare", "none", "--set=train.max_steps=2000", "--set=train.eval_every=4", *[f"--set={s}" for s in TINY]]
+    args += ["--compare", "none", "--set=train.max_steps=300", "--set=train.eval_every=50", *[f"--set={s}" for s in TINY]]
     driver = _driver(args, tmp_path)
     try:
         assert driver.stdout is not None
@@ -239,7 +241,7 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
         run_cli.command, ["--resume", "--out", str(out), "--no-progress", "--compare", "none"], obj=_app(), catch_exceptions=False
     )
     assert resumed.exit_code == 0, resumed.output
-    assert "(resumed)" in resumed.output and read_record(out / "record.json").train.steps_done == 2000
+    assert "(resumed)" in resumed.output and read_record(out / "record.json").train.steps_done == 300
 
 
 def _steps(progress: Path) -> list[tuple[int, int]]:
@@ -273,8 +275,13 @@ def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path
     thread = threading.Thread(target=search_thread, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
-    # both trials (one per node) have checkpointed: kill the worker node under one of them
-    while len({p.parent.name for p in out.glob("ray/search/*/checkpoint_*")}) < 2:
+    # both trials (one per node) have reported twice, so the driver has registered at least
+    # their first checkpoints: kill the worker node under one of them
+    def reported_twice() -> bool:
+        histories = [_steps(p) for p in out.glob("ray/search/*/progress.csv")]
+        return len(histories) == 2 and all(len(h) >= 2 for h in histories)
+
+    while not reported_twice():
         assert thread.is_alive() and time.monotonic() < deadline, box
         time.sleep(0.2)
     cluster.kill("worker")

@@ -47,10 +47,11 @@ def _pack_state(run_dir: Path) -> bytes:
 
 
 def _remote_run(
-    req: Any, config_name: str | None, config_text: str | None, state: bytes | None, plugins: list[object]
+    req: Any, config_name: str | None, config_text: str | None, state: bytes | None, plugins: list[object], sent_step: int = -1
 ) -> Iterator[tuple[str, int, Any, str]]:
     """Body of the Ray task (a streaming generator): yields ``("state", step, tar, where)`` at
-    every validation pass and ``("done", steps, tar, where)`` with the finished run directory."""
+    every validation pass after ``sent_step`` (a resumed run validates its checkpoint's step
+    again) and ``("done", steps, tar, where)`` with the finished run directory."""
     from ..engine.run import execute_run
     from ..plugins import get_registry
 
@@ -68,7 +69,8 @@ def _remote_run(
         messages: queue.Queue[tuple[str, int, Any]] = queue.Queue()
 
         def on_validation(step: int, values: dict[str, float], ckpt_dir: Path) -> None:
-            messages.put(("state", step, _pack_state(out)))  # last.pt was saved for this step
+            if step > sent_step:
+                messages.put(("state", step, _pack_state(out)))  # last.pt was saved for this step
 
         def body() -> None:
             try:
@@ -154,7 +156,7 @@ def submit_run(
         while True:
             args: tuple[Any, ...]
             if state is not None:  # continue from the last state (or the resumed run's)
-                args = (replace(sent, resume=True, sets=(), seed=None), None, None, state, plugins)
+                args = (replace(sent, resume=True, sets=(), seed=None), None, None, state, plugins, step)
             else:
                 args = (sent, source.name if source else None, config_text, None, plugins)
             gen = task.remote(*args)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import signal
 import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,6 +378,23 @@ def _collect(results: list[Any], plan: Plan, trials_dir: Path, plugins: list[obj
     return outcomes
 
 
+@contextmanager
+def _sigint_watch() -> Iterator[list[bool]]:
+    """Tell whether Ray Tune's Ctrl-C handler fired during the block: on its first SIGINT it
+    ends the search gracefully and puts the previous handler back (which it otherwise never
+    does). Either way the previous handler is in place afterwards."""
+    hit = [False]
+    if threading.current_thread() is not threading.main_thread() or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") != "0":
+        yield hit
+        return
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        yield hit
+    finally:
+        hit[0] = signal.getsignal(signal.SIGINT) is before
+        signal.signal(signal.SIGINT, before)
+
+
 def _write_best(path: Path, plan: Plan, best: TrialOutcome) -> None:
     overrides = set_dotted(plan.base, best.values)
     header = (
@@ -409,17 +428,13 @@ def run_search(req: TuneRequest, registry: Registry, echo: Echo = print) -> Sear
             f"{plan.searcher} search, {plan.scheduler} scheduler, optimising val_{plan.metric} ({plan.mode})"
         )
         tuner = _tuner(plan, space, out / "ray", plugins, req.quiet)
-        started = time.monotonic()
-        grid = tuner.fit()
+        with _sigint_watch() as interrupted:
+            grid = tuner.fit()
         results = list(grid)
         trials_dir = out / "trials"
-        # trials neither terminated nor failed: Ctrl-C ended the search (or, with a time
-        # budget, the budget ran out before they started)
-        unfinished = len(results) - grid.num_terminated - grid.num_errors
-        budget_spent = plan.time_budget_s is not None and time.monotonic() - started >= plan.time_budget_s
-        if unfinished and not budget_spent:
-            _collect(results, plan, trials_dir, plugins, echo, score=False)  # keep what finished
-            raise SearchInterrupted(out, unfinished)
+        if interrupted[0]:  # Ray saved the search: keep what finished, score nothing, no best.yaml
+            outcomes = _collect(results, plan, trials_dir, plugins, echo, score=False)
+            raise SearchInterrupted(out, sum(1 for o in outcomes if o.status != "finished"))
         outcomes = _collect(results, plan, trials_dir, plugins, echo, score=True)
         best: TrialOutcome | None = None
         try:
