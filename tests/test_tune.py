@@ -165,7 +165,7 @@ def test_asha_stops_at_a_step_rung_and_the_stopped_trial_is_tested_on_a_trial_wo
 
 
 def test_sigint_stops_the_search_without_a_best_config_and_resume_finishes_every_trial(cluster: Cluster, tmp_path: Path) -> None:
-    search = _search_file(tmp_path / "search.yaml", steps=40, every=4)
+    search = _search_file(tmp_path / "search.yaml", steps=24, every=4)
     out = tmp_path / "interrupted"
     args = ["tune", "--model", "tinyconv", "--dataset", "glyphs", "--search", str(search), "--scheduler", "fifo"]
     args += ["--address", cluster.address, "--out", str(out), "--quiet", *[f"--set={s}" for s in TINY]]
@@ -185,7 +185,7 @@ def test_sigint_stops_the_search_without_a_best_config_and_resume_finishes_every
     again = CliRunner().invoke(tune_cli.command, ["--resume", "--out", str(out), "--address", cluster.address, "--quiet"], obj=_app(), catch_exceptions=False)
     assert again.exit_code == 0, again.output
     records = [rec for _, rec in iter_records(out / "trials")]
-    assert len(records) == 2 and all(r.train.steps_done == 40 and "--stopped-at" not in r.argv for r in records)  # type: ignore[union-attr]
+    assert len(records) == 2 and all(r.train.steps_done == 24 and "--stopped-at" not in r.argv for r in records)  # type: ignore[union-attr]
     assert {r["status"] for r in csv.DictReader((out / "summary.csv").open())} == {"finished"}
     assert (out / "best.yaml").is_file()
 
@@ -223,7 +223,7 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
     # Ctrl-C on a real driver process: the last state comes back as a resumable run directory
     out = tmp_path / "ctrl-c"
     args = ["run", "--model", "tinyconv", "--dataset", "glyphs", "--address", cluster.address, "--out", str(out), "--no-progress"]
-    args += ["--compare", "none", "--set=train.max_steps=300", "--set=train.eval_every=50", *[f"--set={s}" for s in TINY]]
+    args += ["--compare", "none", "--set=train.max_steps=200", "--set=train.eval_every=40", *[f"--set={s}" for s in TINY]]
     driver = _driver(args, tmp_path)
     try:
         assert driver.stdout is not None
@@ -241,7 +241,7 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
         run_cli.command, ["--resume", "--out", str(out), "--no-progress", "--compare", "none"], obj=_app(), catch_exceptions=False
     )
     assert resumed.exit_code == 0, resumed.output
-    assert "(resumed)" in resumed.output and read_record(out / "record.json").train.steps_done == 300
+    assert "(resumed)" in resumed.output and read_record(out / "record.json").train.steps_done == 200
 
 
 def _steps(progress: Path) -> list[tuple[int, int]]:
