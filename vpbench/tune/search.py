@@ -158,8 +158,9 @@ def plan_search(req: TuneRequest, registry: Registry) -> tuple[Plan, SearchSpace
     if req.resume:
         if req.out is None or not (req.out / "tune.yaml").is_file():
             raise ConfigError("--resume needs --out DIR naming a search folder (one holding tune.yaml)")
-        saved = load_yaml(req.out / "tune.yaml")
-        return Plan(**saved), None, req.out
+        plan = Plan(**load_yaml(req.out / "tune.yaml"))
+        require_searcher(plan.searcher)  # Ray unpickles the searcher on restore
+        return plan, None, req.out
     if req.model is None or req.dataset is None or req.search is None:
         raise ConfigError("vpbench tune needs --model, --dataset and --search FILE (see configs/tune/)")
     if req.num_samples < 1 or req.max_failures < 0 or req.cpus_per_trial <= 0 or req.gpus_per_trial < 0:
