@@ -3,6 +3,12 @@
 Each node has one CPU, a small object store and no dashboard. The ``cluster`` fixture starts
 it once per test module that imports it and always tears it down: every process of both nodes
 is killed by its session id. Workers import ``conftest`` (the test plugins) through PYTHONPATH.
+``Cluster.add_worker`` starts another node while a test runs (a machine joining late).
+
+All nodes share this machine's disk; ``nodeglyphs`` (:class:`NodeLocalPlugin`) is the
+embedded glyphs dataset with its "files" on a node-local disk: each node keeps them under
+``<data root>/nodes/<$VPBENCH_TEST_NODE>/``, so a node started with its own tag has no data
+until something prepares them there.
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ from pathlib import Path
 
 import pytest
 
+import vpbench
+from vpbench.errors import DataError
+
 ray = pytest.importorskip("ray")
+
+from vpbench_glyphs.dataset import GlyphsDataset  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 RAY_BIN = Path(sys.executable).parent / "ray"
@@ -28,6 +39,36 @@ RAY_BIN = Path(sys.executable).parent / "ray"
 _LOOPBACK = "from ray._private import services; services.resolve_ip_for_localhost = lambda host: host"
 _LAUNCH = [sys.executable, "-c", f"import sys; {_LOOPBACK}; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"]
 _NODE = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", "100000000", "--disable-usage-stats", "--block"]
+
+
+NODE_ENV = "VPBENCH_TEST_NODE"
+
+
+class NodeLocalGlyphs(GlyphsDataset):
+    """Glyphs whose prepared files live on the node's own disk (a marker file per node)."""
+
+    name = "nodeglyphs"
+
+    @property
+    def marker(self) -> Path:
+        return Path(self.data_root) / "nodes" / os.environ.get(NODE_ENV, "default") / "nodeglyphs.ready"
+
+    def prepare(self, *, progress: bool = True) -> None:
+        if not self.marker.exists():
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.marker.with_suffix(".tmp")
+            tmp.write_text("ready\n")
+            tmp.rename(self.marker)
+
+    def check(self) -> None:
+        if not self.marker.exists():
+            raise DataError(f"nodeglyphs is not prepared on this node ({self.marker} missing); run: vpbench data prepare nodeglyphs")
+
+
+class NodeLocalPlugin:
+    @vpbench.hookimpl
+    def register_datasets(self, register: object) -> None:
+        register(vpbench.DatasetSpec(name="nodeglyphs", target="raycluster:NodeLocalGlyphs", description="test-only node-local glyphs", frame_shape=(1, 64, 64), context=10, horizon=10))  # type: ignore[operator]
 
 
 def _free_port() -> int:
@@ -73,6 +114,15 @@ class Cluster:
                 time.sleep(0.5)
         self._start("worker", ["--address", self.address])
 
+    def add_worker(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Start one more worker node (``env`` added to its environment); it joins the head."""
+        saved = self.env
+        self.env = {**saved, **(env or {})}
+        try:
+            self._start(name, ["--address", self.address])
+        finally:
+            self.env = saved
+
     def kill(self, name: str) -> None:
         node = self.nodes.pop(name, None)
         if node is not None:
@@ -93,7 +143,10 @@ def alive_nodes() -> int:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAY_AUTH_MODE", "disabled")
-        mp.setenv("PYTHONPATH", str(TESTS))  # workers import conftest (the tinyconv plugin)
+        # workers import conftest (the tinyconv plugin), and vpbench from where this test run does
+        # workers import this checkout's vpbench and plugins (not another installed copy) and conftest
+        here = [str(TESTS), str(TESTS.parent), str(TESTS.parent / "plugins")]
+        mp.setenv("PYTHONPATH", os.pathsep.join([*here, *filter(None, [os.environ.get("PYTHONPATH")])]))
         mp.setenv("RAY_DEDUP_LOGS", "0")
         mp.setattr("ray._private.services.resolve_ip_for_localhost", lambda host: host)
         env = dict(

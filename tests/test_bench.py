@@ -24,7 +24,7 @@ from vpbench.cli import AppState, main
 from vpbench.cli import bench as bench_cli
 from vpbench.cli import leaderboard as leaderboard_cli
 from vpbench.errors import ConfigError, DataError
-from vpbench.plugins import get_plugin_manager, get_registry
+from vpbench.plugins import get_plugin_manager
 from vpbench.records import iter_records, read_record
 
 try:

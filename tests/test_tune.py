@@ -1,14 +1,20 @@
 """`vpbench tune` and `vpbench run --address` on a real two-node Ray cluster on 127.0.0.1.
 
 The cluster (`raycluster.py`: a head and a worker node, one CPU each) is
-started once for the module and always torn down: every process of both nodes is killed
-by its session id. Trials train the test-only ``tinyconv`` model; its plugin object travels
+started once for the module and always torn down: every process of every node is killed
+by its session id. Ctrl-C is a real SIGINT to a `vpbench` process (the console entry point
+plus the test plugins); a lost worker is a real SIGKILL of the worker process or node; the
+late node is a real third node started while a search waits for resources. Trials train the test-only ``tinyconv`` model; its plugin object travels
 to the workers, which import ``conftest`` through PYTHONPATH.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +31,7 @@ from vpbench.plugins import get_plugin_manager
 from vpbench.records import iter_records, read_record
 from vpbench.tune import SearchResult, TuneRequest, run_search
 
-from raycluster import Cluster, cluster  # noqa: F401  (cluster: the fixture)
+from raycluster import _LOOPBACK, NODE_ENV, TESTS, Cluster, NodeLocalPlugin, alive_nodes, cluster  # noqa: F401  (cluster: the fixture)
 
 ray = pytest.importorskip("ray")
 
@@ -46,19 +52,36 @@ TINY = [
 def _app() -> AppState:
     from conftest import TestPlugin
 
-    return AppState(get_plugin_manager([TestPlugin()]))
+    return AppState(get_plugin_manager([TestPlugin(), NodeLocalPlugin()]))
 
 
-def _search_file(path: Path, steps: int, every: int) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "fixed": {"train.max_steps": steps, "train.eval_every": every},
-                "space": {"train.lr": {"grid": [1e-3, 3e-3]}, "model.hidden": {"choice": [4, 8]}},
-            }
-        )
-    )
+def _search_file(path: Path, steps: int, every: int, space: dict[str, Any] | None = None, **tune: Any) -> Path:
+    space = space or {"train.lr": {"grid": [1e-3, 3e-3]}, "model.hidden": {"choice": [4, 8]}}
+    data: dict[str, Any] = {"fixed": {"train.max_steps": steps, "train.eval_every": every}, "space": space}
+    if tune:
+        data["tune"] = tune
+    path.write_text(yaml.safe_dump(data))
     return path
+
+
+#: a real `vpbench` process (the console script's main) that also registers the test plugins
+#: and, like the cluster's nodes, keeps Ray on loopback
+_DRIVER = f"{_LOOPBACK}; import sys; from conftest import TestPlugin; from vpbench.cli import main; main(sys.argv[1:], [TestPlugin()])"
+
+
+def _driver(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), *filter(None, [env.get("PYTHONPATH")])])
+    return subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
 
 
 def test_tiny_search_on_two_nodes_writes_records_and_a_best_config(cluster: Cluster, tmp_path: Path) -> None:
@@ -104,17 +127,133 @@ def test_tiny_search_on_two_nodes_writes_records_and_a_best_config(cluster: Clus
 def test_run_with_address_brings_the_run_directory_back(cluster: Cluster, tmp_path: Path) -> None:
     out = tmp_path / "remote-run"
     args = ["--model", "tinyconv", "--dataset", "glyphs", "--address", cluster.address, "--out", str(out), "--no-progress"]
-    args += ["--set=train.max_steps=2", "--set=train.eval_every=2", *[f"--set={s}" for s in TINY]]
+    args += ["--cpus", "1", "--gpus", "0", "--device", "auto", "--set=train.max_steps=2", "--set=train.eval_every=2", *[f"--set={s}" for s in TINY]]
     result = CliRunner().invoke(run_cli.command, args, obj=_app(), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "copied to" in result.output
+    assert "copied to" in result.output and "(1 CPU, 0 GPU, cpu)" in result.output
     record = read_record(out / "record.json")
     assert record.model.name == "tinyconv" and record.train.steps_done == 2 and record.run_id == "remote-run"
     assert (out / "run.yaml").is_file() and (out / "checkpoints" / "best.pt").is_file() and list((out / "strips").glob("*.png"))
 
 
-def _steps(progress: Path) -> list[int]:
-    return [int(float(row["step"])) for row in csv.DictReader(progress.open()) if row.get("step")]
+def test_asha_stops_at_a_step_rung_and_the_stopped_trial_is_tested_on_a_trial_worker(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one trial at a time: the first (clean inputs) sets the rung; the second, trained on very
+    # noisy inputs, is worse there (val_mse 273.3 vs 267.9 at step 2) and ASHA stops it at the
+    # grace period, counted in training steps
+    search = _search_file(tmp_path / "search.yaml", steps=6, every=2, space={"model.noise": {"grid": [0.0, 5.0]}})
+    out = tmp_path / "asha"
+    args = ["--model", "tinyconv", "--dataset", "glyphs", "--search", str(search), "--address", cluster.address]
+    args += ["--scheduler", "asha", "--grace-period", "2", "--reduction-factor", "2", "--max-concurrent", "1"]
+    args += ["--out", str(out), "--quiet", *[f"--set={s}" for s in TINY]]
+
+    # the stopped trial is tested by a Ray task with the trial's resources, never in this process
+    import vpbench.engine.run as engine_run
+
+    def not_on_the_driver(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a trial was tested on the driver")
+
+    monkeypatch.setattr(engine_run, "execute_run", not_on_the_driver)
+    result = CliRunner().invoke(tune_cli.command, args, obj=_app(), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {float(r["model.noise"]): r for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows[0.0]["status"] == "finished" and rows[5.0]["status"] == "stopped", rows
+    assert rows[5.0]["steps"] == "2"
+    stopped = read_record(out / "trials" / rows[5.0]["trial"] / "record.json")
+    assert stopped.train.steps_done == 2 and stopped.argv[-2:] == ["--stopped-at", "2"]
+    assert read_record(out / "trials" / rows[0.0]["trial"] / "record.json").train.steps_done == 6
+    assert "testing 1 stopped trial(s) at their last checkpoint, with each trial's resources" in result.output
+
+
+def test_sigint_stops_the_search_without_a_best_config_and_resume_finishes_every_trial(cluster: Cluster, tmp_path: Path) -> None:
+    search = _search_file(tmp_path / "search.yaml", steps=24, every=4)
+    out = tmp_path / "interrupted"
+    args = ["tune", "--model", "tinyconv", "--dataset", "glyphs", "--search", str(search), "--scheduler", "fifo"]
+    args += ["--address", cluster.address, "--out", str(out), "--quiet", *[f"--set={s}" for s in TINY]]
+    driver = _driver(args, tmp_path)
+    try:
+        _wait_for(lambda: list(out.glob("ray/search/*/checkpoint_*")) or driver.poll() is not None, "a first checkpoint")
+        assert driver.poll() is None, driver.communicate()
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=90)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, err
+    assert f"continue with: vpbench tune --resume --out {out}" in err
+    assert not (out / "best.yaml").exists()
+    assert not any("--stopped-at" in r.argv for _, r in iter_records(out))  # type: ignore[union-attr]
+
+    again = CliRunner().invoke(tune_cli.command, ["--resume", "--out", str(out), "--address", cluster.address, "--quiet"], obj=_app(), catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    records = [rec for _, rec in iter_records(out / "trials")]
+    assert len(records) == 2 and all(r.train.steps_done == 24 and "--stopped-at" not in r.argv for r in records)  # type: ignore[union-attr]
+    assert {r["status"] for r in csv.DictReader((out / "summary.csv").open())} == {"finished"}
+    assert (out / "best.yaml").is_file()
+
+
+def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_back(cluster: Cluster, tmp_path: Path) -> None:
+    from vpbench.engine.run import RunRequest
+    from vpbench.tune import submit_run
+
+    sets = ["train.max_steps=120", "train.eval_every=4", *TINY]
+    req = RunRequest(model="tinyconv", dataset="glyphs", sets=sets, out=tmp_path / "retried", progress=False, compare=())
+    lines: list[str] = []
+    box: dict[str, Any] = {}
+
+    def submit() -> None:
+        try:
+            box["result"] = submit_run(req, _app().registry, cluster.address, echo=lines.append, max_retries=2)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            box["error"] = exc
+
+    thread = threading.Thread(target=submit, daemon=True)
+    thread.start()
+    _wait_for(lambda: any("received from" in line for line in lines) or not thread.is_alive(), "the first state")
+    first = next(line for line in lines if "received from" in line)
+    os.kill(int(first.rsplit("worker pid ", 1)[1]), signal.SIGKILL)  # the task's worker process dies
+    thread.join(timeout=120)
+    assert "error" not in box and "result" in box, (box, lines)
+    record, run_dir = box["result"]
+    assert record.train.steps_done == 120 and (run_dir / "checkpoints" / "best.pt").is_file()
+    retries = [line for line in lines if line.startswith("worker lost")]
+    assert len(retries) == 1 and "retry 1/2 from step " in retries[0], lines
+    # the second attempt went on from the last state received (step 4, or later if the kill
+    # landed late): no step was trained (and reported) twice, none was lost
+    restart = int(retries[0].rsplit(" ", 1)[1])
+    steps = [int(line.split()[3]) for line in lines if "received from" in line]
+    assert steps == list(range(4, 121, 4)) and restart in steps, lines
+    after = lines[lines.index(retries[0]) + 1]
+    assert f"checkpoint at step {restart + 4} received from" in after and first.rsplit(" ", 1)[1] not in after, lines
+
+    # Ctrl-C on a real driver process: the last state comes back as a resumable run directory
+    out = tmp_path / "ctrl-c"
+    args = ["run", "--model", "tinyconv", "--dataset", "glyphs", "--address", cluster.address, "--out", str(out), "--no-progress"]
+    args += ["--compare", "none", "--set=train.max_steps=200", "--set=train.eval_every=40", *[f"--set={s}" for s in TINY]]
+    driver = _driver(args, tmp_path)
+    try:
+        assert driver.stdout is not None
+        for line in driver.stdout:
+            if "received from" in line:
+                break
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, err
+    assert f"continue with: vpbench run --resume --out {out}" in err
+    assert (out / "run.yaml").is_file() and (out / "checkpoints" / "last.pt").is_file() and not (out / "record.json").exists()
+    resumed = CliRunner().invoke(
+        run_cli.command, ["--resume", "--out", str(out), "--no-progress", "--compare", "none"], obj=_app(), catch_exceptions=False
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert "(resumed)" in resumed.output and read_record(out / "record.json").train.steps_done == 200
+
+
+def _steps(progress: Path) -> list[tuple[int, int]]:
+    """(iterations since the trial's last restore, step) of every report in a progress.csv."""
+    rows = csv.DictReader(progress.open())
+    return [(int(r["iterations_since_restore"]), int(float(r["step"]))) for r in rows if r.get("step")]
 
 
 def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path) -> None:
@@ -142,8 +281,16 @@ def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path
     thread = threading.Thread(target=search_thread, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
-    # both trials (one per node) have checkpointed: kill the worker node under one of them
-    while len({p.parent.name for p in out.glob("ray/search/*/checkpoint_*")}) < 2:
+    # both trials (one per node) have reported twice, so the driver has registered at least
+    # their first checkpoints: kill the worker node under one of them
+    def reported_twice() -> bool:
+        try:
+            histories = [_steps(p) for p in out.glob("ray/search/*/progress.csv")]
+        except (ValueError, KeyError):  # a row being written
+            return False
+        return len(histories) == 2 and all(len(h) >= 2 for h in histories)
+
+    while not reported_twice():
         assert thread.is_alive() and time.monotonic() < deadline, box
         time.sleep(0.2)
     cluster.kill("worker")
@@ -155,9 +302,57 @@ def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path
     assert [t.status for t in result.trials] == ["finished", "finished"], [(t.trial_id, t.error) for t in result.trials]
     records = [rec for _, rec in iter_records(out / "trials")]
     assert len(records) == 2 and all(r.train.steps_done == 60 for r in records)  # type: ignore[union-attr]
-    # the trial that lost its node restarted from its last checkpoint, not from step 0:
-    # its reported steps repeat the checkpointed step and never go back
+    # the trial that lost its node restarted (its count of reports since a restore starts
+    # again at 1) from its last checkpoint, not from step 0, and never reported a step twice:
+    # the scheduler compares every trial at the same steps
     histories = [_steps(p) for p in out.glob("ray/search/*/progress.csv")]
-    restarted = [h for h in histories if len(h) != len(set(h))]
+    restarted = [h for h in histories if [i for i, _ in h].count(1) > 1]
     assert restarted, histories
-    assert all(h == sorted(h) for h in histories), histories
+    for h in histories:
+        steps = [s for _, s in h]
+        assert steps == sorted(set(steps)), histories
+
+
+def test_a_node_that_joins_after_the_start_prepares_its_own_data(cluster: Cluster, tmp_path: Path) -> None:
+    """The driver prepared the data on the nodes alive at the start; the trial runs on a node
+    that joined later, whose disk has no data: it prepares them there before its first step.
+    The search also runs Optuna's model-based searcher, set in the search file's tune section."""
+    cluster.kill("worker")  # only the head is left ...
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        _wait_for(lambda: alive_nodes() == 1, "the worker node to be gone")
+
+        @ray.remote(num_cpus=1)
+        class Busy:  # ... and its only CPU is taken, so the trial waits for a new node
+            def ping(self) -> int:
+                return 1
+
+        busy = Busy.remote()  # type: ignore[attr-defined]
+        ray.get(busy.ping.remote())
+        space = {"train.lr": {"loguniform": [1e-3, 3e-3]}}
+        search = _search_file(tmp_path / "search.yaml", steps=4, every=2, space=space, searcher="optuna", scheduler="fifo", seed=0)
+        out = tmp_path / "late"
+        req = TuneRequest(model="tinyconv", dataset="nodeglyphs", search=search, sets=TINY, address=cluster.address, max_failures=0, out=out, quiet=True)
+        lines: list[str] = []
+        box: dict[str, Any] = {}
+
+        def search_thread() -> None:
+            try:
+                box["result"] = run_search(req, _app().registry, echo=lines.append)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                box["error"] = exc
+
+        thread = threading.Thread(target=search_thread, daemon=True)
+        thread.start()
+        _wait_for(lambda: any(line.startswith("search ") for line in lines) or not thread.is_alive(), "the search to start")
+        assert "data nodeglyphs ready on 1 node(s)" in lines and "optuna search, fifo scheduler" in lines[-1], lines
+        cluster.add_worker("late", {NODE_ENV: "late"})
+        thread.join(timeout=150)
+        assert not thread.is_alive() and "error" not in box, box.get("error")
+        result: SearchResult = box["result"]
+        assert [(t.status, t.error) for t in result.trials] == [("finished", None)]
+        assert (Path(os.environ["VPBENCH_DATA"]) / "nodes" / "late" / "nodeglyphs.ready").is_file()
+        assert 1e-3 <= result.trials[0].values["train.lr"] <= 3e-3
+        ray.kill(busy)
+    finally:
+        ray.shutdown()

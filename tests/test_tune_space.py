@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import yaml
 from vpbench.errors import ConfigError
 from vpbench.plugins import Registry
 from vpbench.tune import TuneRequest, load_search_space, parse_search_space, plan_search
-from vpbench.tune.cluster import ray_session, require_ray
+from vpbench.tune.cluster import CONNECT_TIMEOUT_S, _check_reachable, ray_session, require_ray
 from vpbench.tune.space import set_dotted
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,6 +150,8 @@ def test_missing_ray_names_the_install_command(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize("scheme", ["", "ray://"])
 def test_no_cluster_at_address_is_one_line_with_the_start_command(scheme: str) -> None:
     pytest.importorskip("ray")
+    if scheme:
+        pytest.importorskip("grpc", reason="ray:// needs Ray Client (ray[client]); its absence is tested below")
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -156,3 +161,138 @@ def test_no_cluster_at_address_is_one_line_with_the_start_command(scheme: str) -
             pass
     text = str(info.value)
     assert text.startswith(f"no Ray cluster at {address}") and "ray start --head" in text and "\n" not in text
+
+
+def test_ray_client_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray")
+    if importlib.util.find_spec("grpc") is not None:
+        pytest.skip("grpc is installed here, so Ray Client is available")
+    from conftest import TestPlugin
+    from vpbench.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--model", "tinyconv", "--dataset", "glyphs", "--address", "ray://127.0.0.1:10001"], [TestPlugin()])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "\n" not in err and "Traceback" not in err
+    assert err.startswith("error: --address ray://127.0.0.1:10001 uses Ray Client, which is not installed") and "pip install 'ray[client]'" in err
+
+
+def test_a_port_that_is_no_ray_cluster_fails_within_the_stated_timeout() -> None:
+    """Something listens but never answers (Ray itself would wait for minutes)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        accepted: list[socket.socket] = []
+        threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError, match=r"something listens there but did not answer as Ray within 1 s"):
+            _check_reachable(f"127.0.0.1:{port}", timeout=1.0)
+        assert time.monotonic() - t0 < 3
+        for conn in accepted:
+            conn.close()
+    assert CONNECT_TIMEOUT_S == 10.0
+
+
+def test_help_states_the_connection_timeout_and_the_new_flags() -> None:
+    from click.testing import CliRunner
+
+    from vpbench.cli import run as run_cli
+    from vpbench.cli import tune as tune_cli
+
+    run_help = CliRunner().invoke(run_cli.command, ["--help"]).output
+    assert "Gives up after 10 s" in run_help and "--cpus" in run_help and "--gpus" in run_help and "--max-retries" in run_help
+    tune_help = CliRunner().invoke(tune_cli.command, ["--help"]).output
+    for flag in ("--searcher", "--grace-period", "--reduction-factor", "--max-concurrent", "--time-budget", "hyperband"):
+        assert flag in tune_help
+
+
+def test_run_resource_flags_need_an_address(capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import TestPlugin
+    from vpbench.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--model", "tinyconv", "--dataset", "glyphs", "--gpus", "1"], [TestPlugin()])
+    assert info.value.code == 2 and "give --address too" in capsys.readouterr().err
+
+
+def _tiny(tmp_path: Path, **tune: Any) -> Path:
+    data: dict[str, Any] = {"fixed": {"train.max_steps": 40, "train.eval_every": 5}, "space": {"train.lr": {"loguniform": [1e-3, 1e-2]}}}
+    if tune:
+        data["tune"] = tune
+    return _write(tmp_path, data)
+
+
+def test_tune_settings_come_from_the_file_and_flags_win(registry: Registry, tmp_path: Path) -> None:
+    search = _tiny(tmp_path, scheduler="hyperband", reduction_factor=3, max_concurrent=2, time_budget_s=60, searcher="optuna", seed=1)
+    plan, _, _ = plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=search), registry)
+    assert (plan.scheduler, plan.reduction_factor, plan.max_concurrent, plan.time_budget_s) == ("hyperband", 3.0, 2, 60.0)
+    assert (plan.searcher, plan.seed, plan.max_t) == ("optuna", 1, 40)
+    plan, _, _ = plan_search(
+        TuneRequest(model="tinyconv", dataset="glyphs", search=search, scheduler="asha", max_concurrent=1, searcher="random"), registry
+    )
+    assert (plan.scheduler, plan.max_concurrent, plan.searcher) == ("asha", 1, "random")
+    assert plan.grace_period == 5  # default: the first validation pass, in steps
+
+
+def test_schedulers_count_time_in_training_steps(registry: Registry, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+
+    from vpbench.tune.search import _scheduler
+
+    plan, _, _ = plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=_tiny(tmp_path), grace_period=10), registry)
+    asha = _scheduler(plan)
+    assert isinstance(asha, ASHAScheduler) and asha._time_attr == "step" and asha._max_t == 40
+    assert min(milestone for milestone, _ in asha._brackets[0]._rungs) == 10  # the first rung, in steps
+    plan, _, _ = plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=_tiny(tmp_path), scheduler="hyperband"), registry)
+    hyper = _scheduler(plan)
+    assert isinstance(hyper, HyperBandScheduler) and hyper._time_attr == "step" and hyper._max_t_attr == 40
+
+
+@pytest.mark.parametrize(
+    ("tune", "flags", "message"),
+    [
+        ({"schedular": "asha"}, {}, r"unknown config key 'tune.schedular'; valid keys here: scheduler, searcher"),
+        ({"scheduler": "median"}, {}, r"bad value for config key 'tune.scheduler'"),
+        ({"grace_period": 0}, {}, r"bad value for config key 'tune.grace_period'"),
+        ({"reduction_factor": 1}, {}, r"bad value for config key 'tune.reduction_factor'"),
+        ({"scheduler": "fifo", "grace_period": 10}, {}, r"grace_period applies to the asha scheduler only, not fifo"),
+        ({}, {"max_concurrent": -1}, r"bad value for config key 'tune.max_concurrent'"),
+        ({}, {"time_budget_s": 0.0}, r"bad value for config key 'tune.time_budget_s'"),
+    ],
+)
+def test_bad_tune_settings_are_one_line_errors(registry: Registry, tmp_path: Path, tune: dict[str, Any], flags: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=_tiny(tmp_path, **tune), **flags), registry)
+    assert "\n" not in str(info.value)
+
+
+def test_grid_with_a_model_based_searcher_is_an_error(registry: Registry, tmp_path: Path) -> None:
+    search = _write(tmp_path, {"space": {"train.lr": {"loguniform": [1e-3, 1e-2]}, "seed": {"grid": [0, 1]}}, "tune": {"searcher": "optuna"}})
+    with pytest.raises(ConfigError, match=r"key 'seed': grid is not supported by the optuna searcher .* write \{choice: \[...\]\} instead, or use --searcher random"):
+        plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=search), registry)
+
+
+def test_missing_optuna_names_the_install_command(registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"the optuna searcher needs optuna, which is not installed; install it with: pip install 'vpbench\[tune\]'"):
+        plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=_tiny(tmp_path), searcher="optuna"), registry)
+
+
+def test_optuna_searcher_maps_the_space_through_ray_tune() -> None:
+    pytest.importorskip("optuna")
+    pytest.importorskip("ray")
+    from ray.tune.search.optuna import OptunaSearch
+
+    from vpbench.tune.search import Plan, _searcher
+
+    space = parse_search_space(_space(**{"train.lr": {"loguniform": [1e-4, 1e-2]}, "model.hidden": {"choice": [4, 8]}}))
+    plan = Plan(model="tinyconv", dataset="glyphs", base={}, search="s", keys=space.keys, metric="mse", mode="min", scheduler="fifo",
+                num_samples=2, max_t=10, gpus_per_trial=0, cpus_per_trial=1, max_failures=0, data_root=None, searcher="optuna", seed=0)
+    searcher = _searcher(plan)
+    assert isinstance(searcher, OptunaSearch)
+    assert searcher.set_search_properties("val_mse", "min", space.to_ray())
+    suggested = searcher.suggest("t1")
+    assert 1e-4 <= suggested["train.lr"] <= 1e-2 and suggested["model.hidden"] in (4, 8)

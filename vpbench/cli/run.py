@@ -18,10 +18,17 @@ Examples:
   vpbench run --model shrvq --dataset kth --set model.training=joint --device cuda
   vpbench run --resume --out runs/try          # continue an interrupted run
   vpbench run --model convlstm --dataset glyphs --address 10.0.0.5:6379   # on a Ray cluster
+  vpbench run --model shrvq --dataset kth --address auto --gpus 1 --cpus 4 --max-retries 3
 
 \b
 The run directory holds run.yaml (the resolved config), checkpoints/, record.json
 (the versioned result), strips/*.png of the fixed test clips and per_frame.png.
+
+\b
+With --address the run is one Ray task (--cpus, --gpus; --device cuda asks for a GPU). It
+sends its state back at every validation pass: a lost worker restarts from there
+(--max-retries), and Ctrl-C leaves that state in --out for --resume. A cluster that does
+not answer within 10 s is an error; ray:// addresses need `pip install 'ray[client]'`.
 """
 
 
@@ -58,7 +65,10 @@ def metrics_table(record: object) -> str:
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="VPBENCH_DATA", help="Where datasets live (default $VPBENCH_DATA or ~/.cache/vpbench).")
 @click.option("--compare", multiple=True, default=DEFAULT_COMPARE, show_default=True, help="Baselines scored on the same test clips. Repeatable; 'none' for none.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option("--address", help="Run as a task on the Ray cluster at auto, HOST:PORT or ray://HOST:PORT; the run directory comes back to --out.")
+@click.option("--address", help="Run as a task on the Ray cluster at auto, HOST:PORT or ray://HOST:PORT; the run directory comes back to --out. Gives up after 10 s when no cluster answers.")
+@click.option("--cpus", type=float, help="With --address: CPUs the task asks Ray for (default 1).")
+@click.option("--gpus", type=float, help="With --address: GPUs the task asks Ray for (default: 1 with --device cuda, or with auto when the cluster has one).")
+@click.option("--max-retries", type=int, help="With --address: restarts of a task whose worker dies, from its last validation state (default 2).")
 @click.pass_obj
 def command(
     app: object,
@@ -74,6 +84,9 @@ def command(
     compare: tuple[str, ...],
     no_progress: bool,
     address: str | None,
+    cpus: float | None,
+    gpus: float | None,
+    max_retries: int | None,
 ) -> None:
     """Train MODEL on DATASET, pick the best checkpoint on the validation split, score
     the test split with every metric, and write a versioned run record.
@@ -83,6 +96,10 @@ def command(
     """
     from ..engine.run import RunRequest, execute_run
     from ..engine.train import RunInterrupted
+    from ..errors import ConfigError
+
+    if address is None and (cpus is not None or gpus is not None or max_retries is not None):
+        raise ConfigError("--cpus, --gpus and --max-retries size a task on a Ray cluster; give --address too, or drop them")
 
     req = RunRequest(
         model=model,
@@ -102,7 +119,15 @@ def command(
         if address is not None:
             from ..tune.remote import submit_run
 
-            record, run_dir = submit_run(req, app.registry, address, echo=click.echo)  # type: ignore[attr-defined]
+            record, run_dir = submit_run(
+                req,
+                app.registry,  # type: ignore[attr-defined]
+                address,
+                echo=click.echo,
+                cpus=1.0 if cpus is None else cpus,
+                gpus=gpus,
+                max_retries=2 if max_retries is None else max_retries,
+            )
         else:
             record, run_dir = execute_run(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]
     except RunInterrupted as exc:

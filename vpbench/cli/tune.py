@@ -14,13 +14,17 @@ Examples:
   vpbench tune --model convlstm --dataset glyphs --search configs/tune/convlstm-glyphs.yaml --num-samples 4
   vpbench tune --model shrvq --dataset kth --search configs/tune/shrvq-kth.yaml --num-samples 16 \\
       --gpus-per-trial 1 --address auto
+  vpbench tune --model convlstm --dataset glyphs --search configs/tune/convlstm-glyphs.yaml --num-samples 8 \\
+      --searcher optuna --scheduler asha --grace-period 100 --reduction-factor 3 --max-concurrent 2 --time-budget 3600
   vpbench tune --resume --out runs/tune-convlstm-glyphs-20250101-120000
 
 \b
 The output folder holds trials/<id>/record.json (one run record per trial), best.yaml
 (accepted by `vpbench run --config`), summary.csv, and Ray's experiment under ray/.
 A search file maps config keys to {choice|grid: [...]} or {uniform|loguniform: [low, high]};
-see docs/tune.md.
+An optional `tune:` section of the search file sets scheduler, searcher, grace_period,
+reduction_factor, max_concurrent, time_budget_s and seed; flags given here win.
+Ctrl-C stops the search (exit 130) without best.yaml; --resume --out DIR finishes it.
 """
 
 
@@ -29,7 +33,12 @@ see docs/tune.md.
 @click.option("--dataset", "-d", help="Dataset name (see `vpbench plugins`).")
 @click.option("--search", type=click.Path(path_type=Path), help="YAML search space (configs/tune/*.yaml).")
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Samples of the space (each grid point is crossed with every sample).")
-@click.option("--scheduler", type=click.Choice(["asha", "fifo"]), default="asha", show_default=True, help="ASHA stops poor trials early; fifo runs every trial to the end.")
+@click.option("--scheduler", type=click.Choice(["asha", "hyperband", "fifo"]), help="asha (default) stops poor trials at rungs; hyperband pauses and resumes them; fifo runs every trial to the end.")
+@click.option("--searcher", type=click.Choice(["random", "optuna"]), help="random (default: random and grid sampling) or optuna (TPE, model-based; no grid keys).")
+@click.option("--grace-period", type=int, help="asha: training steps before a trial can be stopped (default train.eval_every).")
+@click.option("--reduction-factor", type=float, help="asha/hyperband: keep 1/F of the trials at each rung (default 2).")
+@click.option("--max-concurrent", type=int, help="Trials running at once (default 0: as many as the cluster fits).")
+@click.option("--time-budget", "time_budget_s", type=float, help="Seconds after which running trials are stopped (and tested) and the search ends.")
 @click.option("--metric", help="Validation metric to optimise (default: the config's train.select_metric); its direction sets the mode.")
 @click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="GPUs per trial; 0 runs trials on CPU.")
 @click.option("--cpus-per-trial", type=float, default=1.0, show_default=True, help="CPUs per trial.")
@@ -48,7 +57,12 @@ def command(
     dataset: str | None,
     search: Path | None,
     num_samples: int,
-    scheduler: str,
+    scheduler: str | None,
+    searcher: str | None,
+    grace_period: int | None,
+    reduction_factor: float | None,
+    max_concurrent: int | None,
+    time_budget_s: float | None,
     metric: str | None,
     gpus_per_trial: float,
     cpus_per_trial: float,
@@ -67,7 +81,7 @@ def command(
     Data are prepared once before the trials start. A trial whose worker dies restarts
     from its last checkpoint; an interrupted search continues with --resume --out DIR.
     """
-    from ..tune import TuneRequest, run_search, summary_frame, summary_table
+    from ..tune import SearchInterrupted, TuneRequest, run_search, summary_frame, summary_table
 
     req = TuneRequest(
         model=model,
@@ -78,6 +92,11 @@ def command(
         sets=sets,
         metric=metric,
         scheduler=scheduler,
+        searcher=searcher,
+        grace_period=grace_period,
+        reduction_factor=reduction_factor,
+        max_concurrent=max_concurrent,
+        time_budget_s=time_budget_s,
         gpus_per_trial=gpus_per_trial,
         cpus_per_trial=cpus_per_trial,
         address=address,
@@ -88,7 +107,15 @@ def command(
         argv=["tune", *sys.argv[2:]] if sys.argv[1:2] == ["tune"] else ["tune"],
         quiet=quiet,
     )
-    result = run_search(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]
+    try:
+        result = run_search(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]
+    except SearchInterrupted as exc:
+        click.echo(
+            f"interrupted: {exc.unfinished} trial(s) unfinished, no best.yaml written; continue with: "
+            f"vpbench tune --resume --out {exc.out}",
+            err=True,
+        )
+        sys.exit(130)
     frame = summary_frame(result.trials, result.keys, result.metric, result.mode)
     click.echo("")
     click.echo(summary_table(frame, result.metric, result.mode))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from .cluster import INSTALL_HINT, ray_session, require_ray
 from .remote import submit_run
-from .search import SearchResult, TrialOutcome, TuneRequest, plan_search, run_search
+from .search import SearchInterrupted, SearchResult, TrialOutcome, TuneRequest, plan_search, run_search
 from .space import Domain, SearchSpace, load_search_space, parse_search_space
 from .summary import summary_frame, summary_table
 
 __all__ = [
     "INSTALL_HINT",
     "Domain",
+    "SearchInterrupted",
     "SearchResult",
     "SearchSpace",
     "TrialOutcome",

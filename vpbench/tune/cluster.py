@@ -18,9 +18,15 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 
-__all__ = ["INSTALL_HINT", "require_ray", "runtime_env", "ray_session", "prepare_data", "prepare_on_nodes", "forwarded_plugins", "user_errors"]
+__all__ = ["INSTALL_HINT", "CLIENT_HINT", "CONNECT_TIMEOUT_S", "require_ray", "require_client", "runtime_env", "ray_session", "prepare_data", "prepare_on_nodes", "forwarded_plugins", "user_errors"]
 
 INSTALL_HINT = "pip install 'vpbench[tune]'"
+#: what a ``ray://`` (Ray Client) address needs besides Ray Tune
+CLIENT_HINT = "pip install 'ray[client]'"
+#: seconds to wait for the cluster at --address to answer before giving up
+CONNECT_TIMEOUT_S = 10.0
+#: HTTP/2's connection preface and an empty SETTINGS frame: what a gRPC client sends first
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 #: environment variables that decide what a worker's registry and configs hold
 FORWARDED_ENV = ("VPBENCH_PLUGINS", "VPBENCH_CONFIGS", "PYTHONPATH")
 _START_HINT = "start one with `ray start --head --port 6379` and pass --address HOST:6379, or drop --address to run on this machine"
@@ -33,6 +39,20 @@ def require_ray() -> None:
         from ray import tune  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"Ray Tune is not installed ({exc.name}); install it with: {INSTALL_HINT}") from None
+
+
+def require_client(address: str) -> None:
+    """``ray://`` addresses go through Ray Client, which is Ray's ``client`` extra (gRPC)."""
+    if not address.startswith("ray://"):
+        return
+    try:
+        import grpc  # noqa: F401
+        import ray.util.client.worker  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"--address {address} uses Ray Client, which is not installed ({exc.name}); install it with: {CLIENT_HINT}, "
+            f"or pass the cluster's HOST:6379 address from a cluster node"
+        ) from None
 
 
 def runtime_env(extra: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -49,8 +69,13 @@ def forwarded_plugins(registry: Any) -> list[object]:
     return [p for p in pm.get_plugins() if id(p) not in installed]
 
 
-def _check_reachable(address: str) -> None:
-    """Fail fast, in one line, when nothing listens at ``host:port`` or ``ray://host:port``."""
+def _check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail within ``timeout`` seconds, in one line, when no Ray cluster answers at the address.
+
+    Ray's own connection waits for minutes for a port that accepts connections but is no
+    Ray cluster; both Ray's GCS and Ray Client speak gRPC, so a server that does not answer
+    HTTP/2's opening within ``timeout`` is not one.
+    """
     if address == "auto":
         return
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
@@ -61,9 +86,20 @@ def _check_reachable(address: str) -> None:
     if not host or port is None:
         raise ConfigError(f"bad --address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     try:
-        socket.create_connection((host, port), timeout=3).close()
+        conn = socket.create_connection((host, port), timeout=timeout)
     except OSError:
         raise ConfigError(f"no Ray cluster at {address} (nothing listens there); {_START_HINT}") from None
+    with conn:
+        try:
+            conn.settimeout(timeout)
+            conn.sendall(_H2_HELLO)
+            head = conn.recv(9)
+        except OSError:
+            head = b""
+    if len(head) < 4 or head[3] != 4:  # the server's first frame must be SETTINGS (type 4)
+        raise ConfigError(
+            f"no Ray cluster at {address} (something listens there but did not answer as Ray within {timeout:g} s); {_START_HINT}"
+        )
 
 
 @contextmanager
@@ -78,7 +114,9 @@ def ray_session(address: str | None, *, num_cpus: int | None = None, quiet: bool
     if ray.is_initialized():
         yield
         return
-    _check_reachable(address) if address else None
+    if address:
+        require_client(address)
+        _check_reachable(address)
     kwargs: dict[str, Any] = {"runtime_env": runtime_env(), "log_to_driver": not quiet}
     if address is None:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)

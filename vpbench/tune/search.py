@@ -12,11 +12,12 @@ Output folder (``--out``)::
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
-import shutil
+import signal
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,23 @@ from ..errors import ConfigError
 from ..fsutil import atomic_write_text
 from ..plugins import Registry
 from .cluster import forwarded_plugins, prepare_data, prepare_on_nodes, ray_session, require_ray
-from .pack import unpack_dir
+from .pack import pack_dir, unpack_dir
+from .settings import SCHEDULERS, SEARCHERS, require_searcher, resolve_settings
 from .space import SearchSpace, load_search_space, plain, set_dotted
-from .trainable import RUN_TAR, TrialSetup, train_trial
+from .trainable import RUN_TAR, TrialSetup, score_stopped, train_trial
 
-__all__ = ["TuneRequest", "TrialOutcome", "SearchResult", "plan_search", "run_search"]
+__all__ = ["TuneRequest", "TrialOutcome", "SearchResult", "SearchInterrupted", "plan_search", "run_search", "SCHEDULERS", "SEARCHERS"]
 
 Echo = Callable[[str], None]
-SCHEDULERS = ("asha", "fifo")
+
+
+class SearchInterrupted(Exception):
+    """Ctrl-C stopped the search; Ray saved its state and ``--resume --out`` continues it."""
+
+    def __init__(self, out: Path, unfinished: int) -> None:
+        super().__init__(f"search {out} interrupted with {unfinished} unfinished trial(s)")
+        self.out = out
+        self.unfinished = unfinished
 
 
 @dataclass
@@ -51,7 +61,13 @@ class TuneRequest:
     sets: Sequence[str] = ()
     #: validation metric to optimise; default: the config's ``train.select_metric``
     metric: str | None = None
-    scheduler: str = "asha"
+    #: None: the search file's ``tune:`` value, else the default (see :class:`TuneSettings`)
+    scheduler: str | None = None
+    searcher: str | None = None
+    grace_period: int | None = None
+    reduction_factor: float | None = None
+    max_concurrent: int | None = None
+    time_budget_s: float | None = None
     gpus_per_trial: float = 0.0
     cpus_per_trial: float = 1.0
     address: str | None = None
@@ -82,6 +98,13 @@ class Plan:
     max_failures: int
     data_root: str | None
     argv: list[str] = field(default_factory=list)
+    searcher: str = "random"
+    #: ASHA's grace period in training steps
+    grace_period: int = 1
+    reduction_factor: float = 2.0
+    max_concurrent: int = 0
+    time_budget_s: float | None = None
+    seed: int | None = None
 
 
 @dataclass
@@ -135,17 +158,23 @@ def plan_search(req: TuneRequest, registry: Registry) -> tuple[Plan, SearchSpace
     if req.resume:
         if req.out is None or not (req.out / "tune.yaml").is_file():
             raise ConfigError("--resume needs --out DIR naming a search folder (one holding tune.yaml)")
-        saved = load_yaml(req.out / "tune.yaml")
-        return Plan(**saved), None, req.out
+        plan = Plan(**load_yaml(req.out / "tune.yaml"))
+        require_searcher(plan.searcher)  # Ray unpickles the searcher on restore
+        return plan, None, req.out
     if req.model is None or req.dataset is None or req.search is None:
         raise ConfigError("vpbench tune needs --model, --dataset and --search FILE (see configs/tune/)")
-    if req.scheduler not in SCHEDULERS:
-        raise ConfigError(f"unknown scheduler {req.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
     if req.num_samples < 1 or req.max_failures < 0 or req.cpus_per_trial <= 0 or req.gpus_per_trial < 0:
         raise ConfigError("--num-samples and --cpus-per-trial must be positive, --max-failures and --gpus-per-trial >= 0")
     registry.models.get(req.model)
     registry.datasets.get(req.dataset)
     space = load_search_space(req.search)
+    flags = {
+        "scheduler": req.scheduler, "searcher": req.searcher, "grace_period": req.grace_period,
+        "reduction_factor": req.reduction_factor, "max_concurrent": req.max_concurrent, "time_budget_s": req.time_budget_s,
+    }
+    settings = resolve_settings(space.settings, flags, str(req.search))
+    space.check_searcher(settings.searcher)
+    require_searcher(settings.searcher)
     source = req.config_file or default_config_file(req.model, req.dataset)
     base: dict[str, Any] = load_yaml(source) if source is not None else {}
     base = apply_overrides(set_dotted(base, space.fixed), req.sets)
@@ -169,23 +198,35 @@ def plan_search(req: TuneRequest, registry: Registry) -> tuple[Plan, SearchSpace
         keys=space.keys,
         metric=metric,
         mode=mode,
-        scheduler=req.scheduler,
+        scheduler=settings.scheduler,
         num_samples=req.num_samples,
-        # one report per validation pass plus the final one
-        max_t=math.ceil(cfg.train.max_steps / cfg.train.eval_every) + 1,
+        # the schedulers' time is the training step: trials are compared at the same step
+        max_t=_max_steps(cfg.train.max_steps, space),
         gpus_per_trial=req.gpus_per_trial,
         cpus_per_trial=req.cpus_per_trial,
         max_failures=req.max_failures,
         data_root=str(Path(data_root).resolve()) if data_root else None,
         argv=list(req.argv),
+        searcher=settings.searcher,
+        grace_period=settings.grace_period or cfg.train.eval_every,
+        reduction_factor=settings.reduction_factor,
+        max_concurrent=settings.max_concurrent,
+        time_budget_s=settings.time_budget_s,
+        seed=settings.seed,
     )
     return plan, space, out
 
 
-def _trainable(plan: Plan, plugins: list[object]) -> Any:
-    from ray import tune
+def _max_steps(base_steps: int, space: SearchSpace) -> int:
+    """The longest trial's steps (``train.max_steps`` may itself be searched)."""
+    for d in space.domains:
+        if d.key == "train.max_steps":
+            return max([base_steps, *(int(v) for v in d.values)])
+    return base_steps
 
-    setup = TrialSetup(
+
+def _setup(plan: Plan, plugins: list[object]) -> TrialSetup:
+    return TrialSetup(
         model=plan.model,
         dataset=plan.dataset,
         base=plan.base,
@@ -195,13 +236,39 @@ def _trainable(plan: Plan, plugins: list[object]) -> Any:
         plugins=tuple(plugins),
         argv=plan.argv,
     )
+
+
+def _trainable(plan: Plan, plugins: list[object]) -> Any:
+    from ray import tune
+
     resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(train_trial, setup=setup), resources)
+    return tune.with_resources(tune.with_parameters(train_trial, setup=_setup(plan, plugins)), resources)
+
+
+def _scheduler(plan: Plan) -> Any:
+    """The trial scheduler; its time is the training step each report carries."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+
+    if plan.scheduler == "asha":
+        return ASHAScheduler(
+            time_attr="step", max_t=plan.max_t, grace_period=plan.grace_period, reduction_factor=plan.reduction_factor
+        )
+    if plan.scheduler == "hyperband":
+        return HyperBandScheduler(time_attr="step", max_t=plan.max_t, reduction_factor=plan.reduction_factor)
+    return FIFOScheduler()  # type: ignore[no-untyped-call]
+
+
+def _searcher(plan: Plan) -> Any:
+    if plan.searcher == "optuna":
+        require_searcher("optuna")
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(seed=plan.seed)  # Ray maps the space's domains onto Optuna's
+    return None
 
 
 def _tuner(plan: Plan, space: SearchSpace | None, storage: Path, plugins: list[object], quiet: bool) -> Any:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     trainable = _trainable(plan, plugins)
     experiment = storage / "search"
@@ -209,17 +276,18 @@ def _tuner(plan: Plan, space: SearchSpace | None, storage: Path, plugins: list[o
         if not tune.Tuner.can_restore(str(experiment)):
             raise ConfigError(f"no Ray Tune experiment to resume in {experiment}; start the search again without --resume")
         return tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
-    # metric and mode are set once, here; the scheduler inherits them
-    scheduler: Any = (
-        ASHAScheduler(time_attr="training_iteration", max_t=plan.max_t, grace_period=1, reduction_factor=2)
-        if plan.scheduler == "asha"
-        else FIFOScheduler()  # type: ignore[no-untyped-call]
-    )
+    # metric and mode are set once, here; the scheduler and the searcher inherit them
     return tune.Tuner(
         trainable,
         param_space=space.to_ray(),
         tune_config=tune.TuneConfig(
-            metric=f"val_{plan.metric}", mode=plan.mode, scheduler=scheduler, num_samples=plan.num_samples
+            metric=f"val_{plan.metric}",
+            mode=plan.mode,
+            scheduler=_scheduler(plan),
+            search_alg=_searcher(plan),
+            num_samples=plan.num_samples,
+            max_concurrent_trials=plan.max_concurrent or None,
+            time_budget_s=plan.time_budget_s,
         ),
         run_config=tune.RunConfig(
             name="search",
@@ -231,55 +299,101 @@ def _tuner(plan: Plan, space: SearchSpace | None, storage: Path, plugins: list[o
     )
 
 
-def _finish_stopped(ckpt_dir: Path, dest: Path, step: int, plan: Plan, registry: Registry, echo: Echo) -> None:
-    """Test a trial the scheduler stopped, at its last checkpoint, on the driver."""
-    from ..engine.run import RunRequest, execute_run
-
-    partial = dest.parent / ".partial"
-    shutil.rmtree(partial / dest.name, ignore_errors=True)
-    shutil.copytree(ckpt_dir, partial / dest.name)
-    req = RunRequest(
-        evaluate_only=True,
-        model=None,
-        dataset=None,
-        out=partial / dest.name,
-        resume=True,
-        device="cpu",
-        data_root=Path(plan.data_root) if plan.data_root else None,
-        progress=False,
-        argv=[*plan.argv, "--trial", dest.name, "--stopped-at", str(step)],
-    )
-    execute_run(req, registry, echo=echo)
-    (partial / dest.name).rename(dest)
-    shutil.rmtree(partial, ignore_errors=True)
-
-
-def _collect(result: Any, plan: Plan, trials_dir: Path, registry: Registry, echo: Echo) -> TrialOutcome:
+def _stale(dest: Path) -> bool:
+    """``dest`` holds a record scored at a scheduler stop (``--stopped-at``), or none at all."""
     from ..records import read_record
 
+    if not (dest / "record.json").exists():
+        return True
+    return "--stopped-at" in read_record(dest / "record.json").argv
+
+
+def _status(result: Any) -> tuple[str, str | None]:
     metrics: dict[str, Any] = dict(result.metrics or {})
-    trial_id = str(metrics.get("trial_id") or Path(result.path).name)
-    values = {k: plain(v) for k, v in (result.config or {}).items()}
-    dest = trials_dir / trial_id
     error = str(result.error).strip().splitlines()[-1] if result.error is not None else None
-    status = "error" if error else ("finished" if metrics.get("finished") else "stopped")
-    ckpt = result.checkpoint
-    if not (dest / "record.json").exists() and ckpt is not None:
-        with ckpt.as_directory() as d:
-            packed = Path(d) / RUN_TAR
-            if packed.exists():
-                unpack_dir(packed.read_bytes(), dest, replace=True)
-            elif error is None and (Path(d) / "run.yaml").exists():
-                _finish_stopped(Path(d), dest, int(metrics.get("step", 0)), plan, registry, echo)
-    test: dict[str, float] = {}
-    run_dir: Path | None = None
-    if (dest / "record.json").exists():
-        record = read_record(dest / "record.json")
-        test = {name: res.mean for name, res in record.metrics.get("openstl", {}).items()}
-        run_dir = dest
-    val = metrics.get(f"val_{plan.metric}")
-    step = metrics.get("step")
-    return TrialOutcome(trial_id, status, values, int(step) if step is not None else None, val, test, run_dir, error)
+    return ("error" if error else ("finished" if metrics.get("finished") else "stopped")), error
+
+
+def _score_all(stopped: list[tuple[Path, bytes, int]], plan: Plan, plugins: list[object], echo: Echo) -> None:
+    """Test every trial the scheduler stopped, at its last checkpoint, each as a Ray task with
+    the trial's own resources (its GPU when it has one), all at once."""
+    import ray
+
+    from .cluster import user_errors
+
+    if not stopped:
+        return
+    task = ray.remote(num_cpus=plan.cpus_per_trial, num_gpus=plan.gpus_per_trial, max_retries=plan.max_failures)(
+        score_stopped
+    )
+    setup = _setup(plan, plugins)
+    echo(f"testing {len(stopped)} stopped trial(s) at their last checkpoint, with each trial's resources")
+    refs = [task.remote(state, dest.name, step, setup) for dest, state, step in stopped]
+    with user_errors():
+        packed = ray.get(refs)
+    for (dest, _, _), data in zip(stopped, packed):
+        unpack_dir(data, dest, replace=True)
+
+
+def _collect(results: list[Any], plan: Plan, trials_dir: Path, plugins: list[object], echo: Echo, *, score: bool) -> list[TrialOutcome]:
+    """One outcome per trial; finished trials' run directories land in ``trials/<id>/``.
+
+    With ``score``, trials the scheduler stopped are tested at their last checkpoint.
+    A record scored at a stop is replaced when the trial has since finished (``--resume``).
+    """
+    from ..records import read_record
+
+    stopped: list[tuple[Path, bytes, int]] = []
+    rows: list[tuple[Any, str, Path, str, str | None]] = []
+    for result in results:
+        metrics: dict[str, Any] = dict(result.metrics or {})
+        trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+        dest = trials_dir / trial_id
+        status, error = _status(result)
+        rows.append((result, trial_id, dest, status, error))
+        ckpt = result.checkpoint
+        if ckpt is None or error is not None:
+            continue
+        if status == "finished" and _stale(dest):
+            with ckpt.as_directory() as d:
+                if (Path(d) / RUN_TAR).exists():
+                    unpack_dir((Path(d) / RUN_TAR).read_bytes(), dest, replace=True)
+        elif status == "stopped" and score and not (dest / "record.json").exists():
+            with ckpt.as_directory() as d:
+                if (Path(d) / "run.yaml").exists():
+                    stopped.append((dest, pack_dir(Path(d)), int(metrics.get("step", 0))))
+    _score_all(stopped, plan, plugins, echo)
+    outcomes = []
+    for result, trial_id, dest, status, error in rows:
+        metrics = dict(result.metrics or {})
+        values = {k: plain(v) for k, v in (result.config or {}).items()}
+        test: dict[str, float] = {}
+        run_dir: Path | None = None
+        if (dest / "record.json").exists():
+            record = read_record(dest / "record.json")
+            test = {name: res.mean for name, res in record.metrics.get("openstl", {}).items()}
+            run_dir = dest
+        val = metrics.get(f"val_{plan.metric}")
+        step = metrics.get("step")
+        outcomes.append(TrialOutcome(trial_id, status, values, int(step) if step is not None else None, val, test, run_dir, error))
+    return outcomes
+
+
+@contextmanager
+def _sigint_watch() -> Iterator[list[bool]]:
+    """Tell whether Ray Tune's Ctrl-C handler fired during the block: on its first SIGINT it
+    ends the search gracefully and puts the previous handler back (which it otherwise never
+    does). Either way the previous handler is in place afterwards."""
+    hit = [False]
+    if threading.current_thread() is not threading.main_thread() or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") != "0":
+        yield hit
+        return
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        yield hit
+    finally:
+        hit[0] = signal.getsignal(signal.SIGINT) is before
+        signal.signal(signal.SIGINT, before)
 
 
 def _write_best(path: Path, plan: Plan, best: TrialOutcome) -> None:
@@ -312,12 +426,17 @@ def run_search(req: TuneRequest, registry: Registry, echo: Echo = print) -> Sear
             echo(f"data {plan.dataset} ready on {n} node(s)")
         echo(
             f"search {out}: {plan.model} on {plan.dataset}, {plan.num_samples} sample(s) of {', '.join(plan.keys)}, "
-            f"{plan.scheduler}, optimising val_{plan.metric} ({plan.mode})"
+            f"{plan.searcher} search, {plan.scheduler} scheduler, optimising val_{plan.metric} ({plan.mode})"
         )
         tuner = _tuner(plan, space, out / "ray", plugins, req.quiet)
-        grid = tuner.fit()
+        with _sigint_watch() as interrupted:
+            grid = tuner.fit()
+        results = list(grid)
         trials_dir = out / "trials"
-        outcomes = [_collect(r, plan, trials_dir, registry, echo) for r in grid]
+        if interrupted[0]:  # Ray saved the search: keep what finished, score nothing, no best.yaml
+            outcomes = _collect(results, plan, trials_dir, plugins, echo, score=False)
+            raise SearchInterrupted(out, sum(1 for o in outcomes if o.status != "finished"))
+        outcomes = _collect(results, plan, trials_dir, plugins, echo, score=True)
         best: TrialOutcome | None = None
         try:
             best_result = grid.get_best_result()  # TuneConfig's metric and mode

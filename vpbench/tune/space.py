@@ -9,6 +9,8 @@ A search file has two sections, both keyed like ``vpbench run --set``::
       model.hidden: {choice: [16, 32]}
       train.batch_size: {uniform: [8, 16]}   # floats; use choice for integers
       seed: {grid: [0, 1]}                   # every value, crossed with num_samples
+    tune:                       # optional: scheduler, searcher and their knobs
+      scheduler: asha           # (vpbench.tune.settings.TuneSettings; flags win)
 
 Ray is imported only by :meth:`SearchSpace.to_ray`, so parsing and validation work (and
 fail early) without it.
@@ -68,6 +70,8 @@ class SearchSpace:
     fixed: dict[str, Any] = field(default_factory=dict)
     domains: tuple[Domain, ...] = ()
     source: str = "<search space>"
+    #: the raw ``tune:`` section (checked by :func:`vpbench.tune.settings.resolve_settings`)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys(self) -> list[str]:
@@ -76,6 +80,15 @@ class SearchSpace:
     def to_ray(self) -> dict[str, Any]:
         """Ray Tune's ``param_space``: dotted key -> domain."""
         return {d.key: d.to_ray() for d in self.domains}
+
+    def check_searcher(self, searcher: str) -> None:
+        """A model-based searcher samples every key: a grid dimension is an error, in one line."""
+        grids = [d.key for d in self.domains if d.kind == "grid"]
+        if searcher != "random" and grids:
+            raise ConfigError(
+                f"{_where(self.source, grids[0])}: grid is not supported by the {searcher} searcher (it samples "
+                f"every key); write {{choice: [...]}} instead, or use --searcher random"
+            )
 
     def grid_size(self) -> int:
         """Trials per sample: the product of the grid lengths."""
@@ -122,9 +135,12 @@ def _domain(source: str, key: str, spec: object) -> Domain:
 
 def parse_search_space(data: Mapping[str, Any], source: str = "<search space>") -> SearchSpace:
     """Validate the shape of a search file's content (keys and distributions, not values)."""
-    unknown = sorted(set(data) - {"fixed", "space"})
+    unknown = sorted(set(data) - {"fixed", "space", "tune"})
     if unknown:
-        raise ConfigError(f"search space {source}: unknown section {unknown[0]!r}; expected 'fixed' and 'space'")
+        raise ConfigError(f"search space {source}: unknown section {unknown[0]!r}; expected 'fixed', 'space' and 'tune'")
+    settings = data.get("tune") or {}
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"search space {source}: 'tune' must map settings (scheduler, searcher, ...) to values, got {settings!r}")
     fixed = data.get("fixed") or {}
     space = data.get("space")
     if not isinstance(fixed, Mapping):
@@ -139,7 +155,7 @@ def parse_search_space(data: Mapping[str, Any], source: str = "<search space>") 
     both = sorted(set(fixed_out) & {d.key for d in domains})
     if both:
         raise ConfigError(f"{_where(source, both[0])}: appears in both 'fixed' and 'space'; keep it in one")
-    return SearchSpace(fixed_out, domains, source)
+    return SearchSpace(fixed_out, domains, source, dict(settings))
 
 
 def load_search_space(path: Path) -> SearchSpace:

@@ -1,10 +1,13 @@
 """The function trainable: one Ray Tune trial is one ``vpbench run``.
 
-Each validation pass reports ``{"val_<metric>": value, "step": step}`` with a Ray checkpoint
-holding the run's resumable state (``run.yaml`` and ``checkpoints/``); a trial that Ray
-restarts (its worker died) continues from ``tune.get_checkpoint()``. The last report carries
-the finished run directory packed as ``run.tar`` (never a bare ``record.json``, so the
-leaderboard never reads Ray's storage), and the test metrics.
+Before its first step a trial prepares its dataset on its own node, under the data root's
+lock (a node that joined the cluster after the search started has no data yet). Each
+validation pass reports ``{"val_<metric>": value, "step": step}`` with a Ray checkpoint
+holding the run's resumable state (``run.yaml`` and ``checkpoints/``); ``step`` is the
+schedulers' time. A trial that Ray restarts (its worker died, or HyperBand paused it)
+continues from ``tune.get_checkpoint()`` and never reports the checkpoint's step again. The
+last report carries the finished run directory packed as ``run.tar`` (never a bare
+``record.json``, so the leaderboard never reads Ray's storage), and the test metrics.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from ..fsutil import atomic_write_text
 from .pack import pack_dir, unpack_dir
 from .space import set_dotted
 
-__all__ = ["TrialSetup", "RUN_TAR", "train_trial", "final_metrics"]
+__all__ = ["TrialSetup", "RUN_TAR", "STEP_FILE", "train_trial", "final_metrics", "score_stopped"]
 
 #: name of the packed finished run directory inside a trial's final checkpoint
 RUN_TAR = "run.tar"
+#: the training step a validation checkpoint was reported at (inside the Ray checkpoint)
+STEP_FILE = "reported_step.txt"
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,23 @@ def final_metrics(record: Any, metric: str) -> dict[str, Any]:
     return {f"val_{metric}": selected, "step": record.train.steps_done, "finished": True, **tests}
 
 
-def _pack_state(run_dir: Path, dest: Path) -> None:
+def _prepare(setup: TrialSetup, overrides: dict[str, Any], registry: Any) -> int:
+    """Prepare (or wait for) the trial's dataset on this node, under the data root's lock.
+
+    Returns the trial's total training steps.
+    """
+    from ..config import build_run_config
+    from ..data.root import resolve_data_root
+    from .cluster import prepare_data
+
+    cfg = build_run_config(overrides)
+    prepare_data(registry, setup.dataset, cfg.dataset, resolve_data_root(setup.data_root), progress=False)
+    return cfg.train.max_steps
+
+
+def _pack_state(run_dir: Path, dest: Path, step: int) -> None:
     """Copy the resumable part of a run directory (config and checkpoints) into ``dest``."""
+    (dest / STEP_FILE).write_text(str(step), encoding="utf-8")
     shutil.copy2(run_dir / "run.yaml", dest / "run.yaml")
     (dest / "checkpoints").mkdir()
     for name in ("last.pt", "best.pt"):
@@ -76,7 +96,10 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     work = Path(tempfile.mkdtemp(prefix=f"vpbench-trial-{trial_id}-"))
     run_dir = work / str(trial_id)
     try:
+        overrides = set_dotted(setup.base, config)
+        max_steps = _prepare(setup, overrides, registry)
         resume = False
+        restored_step = -1
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as ckpt:
@@ -87,16 +110,23 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                     return
                 shutil.copytree(ckpt, run_dir)
                 resume = (run_dir / "run.yaml").exists()
+                if (run_dir / STEP_FILE).exists():
+                    restored_step = int((run_dir / STEP_FILE).read_text(encoding="utf-8"))
+                    (run_dir / STEP_FILE).unlink()
 
         def on_validation(step: int, values: dict[str, float], ckpt_dir: Path) -> None:
+            # a restored trial validates its checkpoint's step again (for best.pt): reporting it
+            # twice would shift it against the other trials; the last step is the final report
+            if step <= restored_step or step >= max_steps:
+                return
             with tempfile.TemporaryDirectory(dir=work) as tmp:
-                _pack_state(run_dir, Path(tmp))
+                _pack_state(run_dir, Path(tmp), step)
                 tune.report({**values, "step": step}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
         config_file: Path | None = None
         if not resume:
             config_file = work / "trial.yaml"
-            atomic_write_text(config_file, yaml.safe_dump(set_dotted(setup.base, config), sort_keys=False))
+            atomic_write_text(config_file, yaml.safe_dump(overrides, sort_keys=False))
         req = RunRequest(
             model=setup.model,
             dataset=setup.dataset,
@@ -114,5 +144,40 @@ def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             (run_dir / "checkpoints" / "last.pt").unlink(missing_ok=True)
             (Path(tmp) / RUN_TAR).write_bytes(pack_dir(run_dir))
             tune.report(final_metrics(record, setup.metric), checkpoint=tune.Checkpoint.from_directory(tmp))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def score_stopped(state: bytes, name: str, step: int, setup: TrialSetup) -> bytes:
+    """Test a trial the scheduler stopped, at its last checkpoint; returns the packed run directory.
+
+    Runs as a Ray task with the trial's own resources (its GPU when it has one), on any node.
+    """
+    from ..engine.run import RunRequest, execute_run
+    from ..plugins import get_registry
+
+    registry = get_registry(setup.plugins)
+    work = Path(tempfile.mkdtemp(prefix=f"vpbench-score-{name}-"))
+    try:
+        run_dir = work / name
+        unpack_dir(state, run_dir)
+        (run_dir / STEP_FILE).unlink(missing_ok=True)
+        from ..config import load_yaml
+
+        _prepare(setup, load_yaml(run_dir / "run.yaml")["config"], registry)
+        req = RunRequest(
+            evaluate_only=True,
+            model=None,
+            dataset=None,
+            out=run_dir,
+            resume=True,
+            device=setup.device,
+            data_root=Path(setup.data_root) if setup.data_root else None,
+            progress=False,
+            argv=[*setup.argv, "--trial", name, "--stopped-at", str(step)],
+        )
+        execute_run(req, registry, echo=print)
+        (run_dir / "checkpoints" / "last.pt").unlink(missing_ok=True)
+        return pack_dir(run_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
