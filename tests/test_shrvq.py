@@ -493,9 +493,10 @@ def test_plugin_registers_the_model_with_a_tiny_variant() -> None:
     assert spec.tiny == TINY and spec.paper
 
 
-def test_glyphs_config_builds_for_the_embedded_dataset() -> None:
-    m = paper_model("glyphs", FrameShape(1, 64, 64), 10, 10)
-    assert m.grid == (8, 8)
+@pytest.mark.parametrize(("name", "grid"), [("glyphs", 8), ("glyphs-s4", 16)])
+def test_glyphs_configs_build_for_the_embedded_dataset(name: str, grid: int) -> None:
+    m = paper_model(name, FrameShape(1, 64, 64), 10, 10)
+    assert m.grid == (grid, grid)
     assert [s.name for s in m.stages()] == ["autoencoder", "prior"]
 
 
