@@ -7,6 +7,9 @@ the test clips' true codes.
 
     .venv/bin/python benchmarks/shrvq_decoding.py RUN_DIR [--clips 1000] [--decodings greedy best-leaf top-k]
 
+A decoding is a name below or a spec ``sample,top_p=0.9,temperature=0.8,best_of=4,best_of_by=mass``
+(the ``model.sampling`` value, then model keys).
+
 RUN_DIR is a `vpbench run` directory of shrvq (its run.yaml and checkpoints/best.pt).
 LPIPS needs VPBENCH_LPIPS_WEIGHTS (or is left out).
 """
@@ -37,13 +40,27 @@ DECODINGS: dict[str, dict[str, Any]] = {
 }
 
 
+def decoding_keys(spec: str) -> dict[str, Any]:
+    """A named decoding, or ``sampling[,key=value...]`` as model config keys."""
+    if spec in DECODINGS:
+        return DECODINGS[spec]
+    head, *rest = spec.split(",")
+    keys: dict[str, Any] = {"sampling": head, "top_k": 0, "top_p": 1.0, "temperature": 1.0, "best_of": 1}
+    for kv in rest:
+        k, _, v = kv.partition("=")
+        keys[k] = yaml.safe_load(v)
+    return keys
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--clips", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=250)
-    ap.add_argument("--decodings", nargs="+", default=["greedy", "best-leaf", "top-k"], choices=sorted(DECODINGS))
+    ap.add_argument("--decodings", nargs="+", default=["greedy", "best-leaf", "top-k"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--checkpoint", default="best", help="best, last or a file")
+    ap.add_argument("--json", type=Path, help="also write the report here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     spec = yaml.safe_load((args.run_dir / "run.yaml").read_text())
@@ -53,9 +70,9 @@ def main() -> None:
     test = ds.split("test")
     metrics, unavailable = build_metrics(reg, ["mse", "ssim", "lpips"], ["openstl"])
     report: dict[str, Any] = {"run": str(args.run_dir), "clips": args.clips, "unavailable": unavailable}
-    ckpt = args.run_dir / "checkpoints" / "best.pt"
+    ckpt = args.run_dir / "checkpoints" / f"{args.checkpoint}.pt" if args.checkpoint in ("best", "last") else Path(args.checkpoint)
     for name in args.decodings:
-        mcfg = {**cfg["model"], **DECODINGS[name]}
+        mcfg = {**cfg["model"], **decoding_keys(name)}
         model = build_model(reg, "shrvq", mcfg, ds.frame_shape, ds.context, ds.horizon)
         # the decoding keys differ from the run's config, so the config check of load_checkpoint is skipped
         payload = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -82,6 +99,8 @@ def main() -> None:
         paths = model.quantizer.paths_of(local, dim=1)[0].permute(1, 0, 2, 3)
     report["usage_100_test_clips"] = codebook_usage(paths, frames, model.config.stride, clips.shape[1])
     print(json.dumps(report["usage_100_test_clips"]))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

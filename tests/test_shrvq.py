@@ -493,9 +493,10 @@ def test_plugin_registers_the_model_with_a_tiny_variant() -> None:
     assert spec.tiny == TINY and spec.paper
 
 
-def test_glyphs_config_builds_for_the_embedded_dataset() -> None:
-    m = paper_model("glyphs", FrameShape(1, 64, 64), 10, 10)
-    assert m.grid == (8, 8)
+@pytest.mark.parametrize(("name", "grid"), [("glyphs", 8), ("glyphs-s4", 16)])
+def test_glyphs_configs_build_for_the_embedded_dataset(name: str, grid: int) -> None:
+    m = paper_model(name, FrameShape(1, 64, 64), 10, 10)
+    assert m.grid == (grid, grid)
     assert [s.name for s in m.stages()] == ["autoencoder", "prior"]
 
 
@@ -535,3 +536,47 @@ def test_artifacts_report_codebook_usage_and_decoding(tmp_path: Path) -> None:
     assert [set(r) for r in usage["all"]] == [{"codes_used", "perplexity"}] * 2
     assert 0 < usage["foreground_share"] < 1
     assert 0 <= usage["background_finest_flip_rate"] <= 1
+
+
+# ------------------------------------------------------------------------- best of N
+
+
+@pytest.mark.parametrize("by", ["mass", "likelihood"])
+def test_best_of_n_keeps_the_draw_with_the_best_context_only_score(by: str) -> None:
+    m = build(seed=2, best_of=3, best_of_by=by)
+    m.init_codebooks(clips())
+    ctx = clips()[:, :3]
+    torch.manual_seed(5)
+    got = m.predict(ctx, 2)
+    # the same three draws per clip, made by hand from the same random stream
+    torch.manual_seed(5)
+    rep = ctx.repeat_interleave(3, 0)
+    local = m.predict_indices(rep, 2)
+    frames = m.decode_indices(local).clamp(0, 1).detach()
+    scores = m.best_of_scores(rep, local, frames).view(2, 3)
+    want = frames.view(2, 3, *frames.shape[1:])[torch.arange(2), scores.argmin(1)]
+    assert torch.equal(got, want)
+    assert not torch.equal(frames.view(2, 3, -1)[:, 0], frames.view(2, 3, -1)[:, 1])  # the draws differ
+    assert m.decoding().endswith(f"best of 3 by {by}")
+
+
+def test_best_of_likelihood_is_the_priors_exact_log_probability() -> None:
+    m = build(seed=2, best_of=2, best_of_by="likelihood")
+    m.init_codebooks(clips())
+    m.eval()
+    ctx = clips()[:, :3]
+    local = m.predict_indices(ctx, 2)
+    frames = m.decode_indices(local).detach()
+    nll = m.best_of_scores(ctx, local, frames)
+    with torch.no_grad():  # brute force: −Σ log p(leaf) from leaf_log_probs at every future voxel
+        paths = torch.cat([m.quantizer.paths_of(m.encode_indices(ctx), dim=1), m.quantizer.paths_of(local, dim=1)], 2)
+        o = m.prior.trunk(paths)[:, 3:]  # [B, S, h, w, Cp]
+        logp = leaf_log_probs(m.prior, o.reshape(-1, o.shape[-1]))
+        leaf = paths[:, -1, 3:].reshape(-1)
+        want = -logp.gather(1, leaf[:, None]).view(2, -1).sum(1)
+    assert torch.allclose(nll, want, atol=1e-4)
+
+
+def test_best_of_n_without_sampling_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="best_of"):
+        build(best_of=2, sampling="greedy")

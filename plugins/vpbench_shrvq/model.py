@@ -93,6 +93,12 @@ class SHRVQVAE(vpbench.VideoModel):
         top_k: int = Field(0, ge=0, description="sampling=sample: draw among the k most probable leaves (0: all)")
         top_p: float = Field(0.8, gt=0, le=1, description="sampling=sample: nucleus mass (1: all leaves)")
         cached_sampling: bool = Field(True, description="incremental cached sampler (exact); false recomputes everything")
+        best_of: int = Field(1, ge=1, description="sampling=sample: draw this many futures per clip and keep the best by `best_of_by`")
+        best_of_by: Literal["likelihood", "mass"] = Field(
+            "mass",
+            description="best-of-N criterion, from the context only: the prior's log-likelihood of the drawn codes, "
+            "or how well the predicted frames keep the last context frame's pixel mass",
+        )
 
     config: Config
 
@@ -113,6 +119,8 @@ class SHRVQVAE(vpbench.VideoModel):
             raise ConfigError(f"context {context} + horizon {horizon} exceeds model.max_frames={cfg.max_frames}; raise it")
         if cfg.attn_dim % cfg.attn_heads:
             raise ConfigError(f"model.attn_dim={cfg.attn_dim} is not divisible by model.attn_heads={cfg.attn_heads}")
+        if cfg.best_of > 1 and cfg.sampling != "sample":
+            raise ConfigError(f"model.best_of={cfg.best_of} needs model.sampling=sample ({cfg.sampling} draws one future); set model.best_of=1")
         if cfg.training == "joint" and cfg.ae_fraction + cfg.joint_fraction > 1:
             raise ConfigError("model.ae_fraction + model.joint_fraction must be at most 1")
         self.grid = (gh, gw)
@@ -290,7 +298,10 @@ class SHRVQVAE(vpbench.VideoModel):
         cfg = self.config
         if cfg.sampling != "sample":
             return cfg.sampling
-        return f"sample (leaf draw, temperature {cfg.temperature}, top_k {cfg.top_k or 'all'}, top_p {cfg.top_p})"
+        out = f"sample (leaf draw, temperature {cfg.temperature}, top_k {cfg.top_k or 'all'}, top_p {cfg.top_p})"
+        if cfg.best_of > 1:
+            out += f", best of {cfg.best_of} by {cfg.best_of_by}"
+        return out
 
     def picker(self) -> Picker:
         """The voxel decoding of ``model.sampling`` (see decoding.py)."""
@@ -320,9 +331,44 @@ class SHRVQVAE(vpbench.VideoModel):
             self.train(was_training)
 
     def predict(self, context: Tensor, horizon: int) -> Tensor:
-        local = self.predict_indices(context, horizon)
+        n = self.config.best_of
+        ctx = context.repeat_interleave(n, 0) if n > 1 else context
+        local = self.predict_indices(ctx, horizon)
         with torch.no_grad():
-            return self.decode_indices(local).clamp(0, 1)
+            frames = self.decode_indices(local).clamp(0, 1)
+            if n == 1:
+                return frames
+            b = context.shape[0]
+            best = self.best_of_scores(ctx, local, frames).view(b, n).argmin(1)
+            return frames.view(b, n, *frames.shape[1:])[torch.arange(b, device=frames.device), best]
+
+    def best_of_scores(self, context: Tensor, local: Tensor, frames: Tensor) -> Tensor:
+        """Per drawn future, lower is better ``[B]``; uses the context and the draw, never the truth.
+
+        ``likelihood``: −log p(codes) under the prior (exact, one teacher-forced pass over
+        context + drawn future). ``mass``: mean over the predicted frames of
+        |Σ pixels − Σ pixels of the last context frame| / (Σ pixels of the last context frame + 1).
+        """
+        if self.config.best_of_by == "mass":
+            last = context[:, -1].flatten(1).sum(1)  # [B]
+            mass = frames.flatten(2).sum(2)  # [B, S]
+            return ((mass - last[:, None]).abs() / (last[:, None] + 1.0)).mean(1)
+        t, m = context.shape[1], self.config.branching
+        was_training = self.training
+        self.eval()
+        try:
+            paths = torch.cat([self.quantizer.paths_of(self.encode_indices(context), dim=1), self.quantizer.paths_of(local, dim=1)], 2)
+            nll = []
+            for chunk in paths.split(32):  # bounds the attention's memory
+                logits = self.prior.logits(chunk)
+                lp = sum(
+                    lg[:, t:].log_softmax(-1).gather(-1, (chunk[:, i, t:] % m)[..., None]).flatten(1).sum(1)
+                    for i, lg in enumerate(logits)
+                )
+                nll.append(-lp)
+        finally:
+            self.train(was_training)
+        return torch.cat(nll)
 
     # ----------------------------------------------------------------------- artifacts
 
