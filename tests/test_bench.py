@@ -15,20 +15,17 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from vpbench_glyphs.dataset import GlyphsDataset
-
-import vpbench
 
 from vpbench.bench import expand_suite, load_suite, parse_suite, resolved_config, run_state
 from vpbench.cli import AppState, main
 from vpbench.cli import bench as bench_cli
 from vpbench.cli import leaderboard as leaderboard_cli
-from vpbench.errors import ConfigError, DataError
+from vpbench.errors import ConfigError
 from vpbench.plugins import get_plugin_manager
 from vpbench.records import iter_records, read_record
 
 try:
-    from raycluster import TESTS, Cluster, cluster  # noqa: F401  (cluster: the fixture)
+    from raycluster import Cluster, NodeLocalPlugin, cluster  # noqa: F401  (cluster: the fixture)
 except pytest.skip.Exception:  # Ray is not installed: the suite tests above still run
     Cluster = None  # type: ignore[assignment,misc]
 
@@ -153,37 +150,6 @@ def test_parse_suite_reads_a_mapping() -> None:
 # ----------------------------------------------------------------------------- on a Ray cluster
 
 
-def _cluster_env(mp: pytest.MonkeyPatch) -> None:
-    """Workers import this checkout's vpbench (and the tests' conftest), not another installed copy."""
-    mp.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(REPO), str(REPO / "plugins")]))
-
-
-class NeedsPrepare(GlyphsDataset):
-    """Glyph clips that exist only once ``prepare`` ran in the data root: a stand-in for a
-    downloaded dataset on a node that joined the cluster after the suite started."""
-
-    name = "needs-prepare"
-
-    @property
-    def _marker(self) -> Path:
-        return self.data_root / "needs-prepare" / "prepared"
-
-    def prepare(self, *, progress: bool = True) -> None:
-        self._marker.parent.mkdir(parents=True, exist_ok=True)
-        self._marker.write_text("prepared\n")
-
-    def check(self) -> None:
-        if not self._marker.is_file():
-            raise DataError(f"needs-prepare is not prepared under {self.data_root}; run `vpbench data prepare needs-prepare`")
-
-
-class PreparePlugin:
-    @vpbench.hookimpl
-    def register_datasets(self, register: Any) -> None:
-        register(vpbench.DatasetSpec(name="needs-prepare", target="test_bench:NeedsPrepare", description="test-only",
-                                     frame_shape=(1, 64, 64), context=10, horizon=10, source="test"))
-
-
 needs_ray = pytest.mark.skipif(Cluster is None, reason="Ray is not installed (pip install 'vpbench[tune]')")
 
 
@@ -196,7 +162,6 @@ def _invoke(args: list[str]) -> Any:
 def test_tiny_suite_survives_losing_a_node_skips_finished_runs_and_gives_mean_std_rows(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _cluster_env(monkeypatch)
     out, data = tmp_path / "bench", tmp_path / "data"
     args = [str(TINY), "--address", cluster.address, "--out", str(out), "--data-root", str(data), "--quiet"]
     box: dict[str, Any] = {}
@@ -250,7 +215,6 @@ def test_tiny_suite_survives_losing_a_node_skips_finished_runs_and_gives_mean_st
 @needs_ray
 @pytest.mark.cluster
 def test_a_failing_run_is_reported_and_the_command_exits_non_zero(cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _cluster_env(monkeypatch)
     suite = _write(
         tmp_path / "diverges.yaml",
         {
@@ -278,13 +242,12 @@ def test_each_run_prepares_its_data_on_its_node_first(cluster: Cluster, tmp_path
     """Nothing prepared the data root before the suite: each task prepares it under the lock."""
     from conftest import TestPlugin
 
-    _cluster_env(monkeypatch)
-    suite = _write(tmp_path / "s.yaml", {"datasets": ["needs-prepare"], "set": {"dataset.test_length": 4, "eval.metrics": ["mse"],
-                                                                              "eval.profile": False}, "compare": [],
+    suite = _write(tmp_path / "s.yaml", {"datasets": ["nodeglyphs"], "set": {"dataset.test_length": 4, "eval.metrics": ["mse"],
+                                                                            "eval.profile": False}, "compare": [],
                                          "entries": [{"model": "copy-last"}]})
     data = tmp_path / "fresh-data-root"
     args = [str(suite), "--address", cluster.address, "--out", str(tmp_path / "out"), "--data-root", str(data), "--quiet"]
-    result = CliRunner().invoke(bench_cli.command, args, obj=AppState(get_plugin_manager([TestPlugin(), PreparePlugin()])), catch_exceptions=False)
+    result = CliRunner().invoke(bench_cli.command, args, obj=AppState(get_plugin_manager([TestPlugin(), NodeLocalPlugin()])), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert (data / "needs-prepare" / "prepared").is_file() and (data / ".prepare-needs-prepare.lock").exists()
-    assert read_record(tmp_path / "out" / "needs-prepare" / "copy-last-seed-0" / "record.json").dataset.name == "needs-prepare"
+    assert (data / "nodes" / "default" / "nodeglyphs.ready").is_file() and (data / ".prepare-nodeglyphs.lock").exists()
+    assert read_record(tmp_path / "out" / "nodeglyphs" / "copy-last-seed-0" / "record.json").dataset.name == "nodeglyphs"
