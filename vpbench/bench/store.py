@@ -8,30 +8,17 @@ resumes from there. ``--out`` needs no storage shared between the nodes.
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import tarfile
 from pathlib import Path
 
 from ..fsutil import atomic_write_text
-from ..tune.pack import unpack_dir
+from ..tune.pack import pack_state, unpack_dir
 
-__all__ = ["RunStore", "STATE_FILE", "pack_state"]
+__all__ = ["RunStore", "STATE_FILE"]
 
 #: written beside a stored state: the step and node it was taken at (dropped when the run finishes)
 STATE_FILE = "bench-state.json"
-_STATE = ("run.yaml", "checkpoints/last.pt", "checkpoints/best.pt")
-
-
-def pack_state(run_dir: Path) -> bytes:
-    """The resumable part of a run directory (config and checkpoints) as a tar."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in _STATE:
-            if (run_dir / name).is_file():
-                tar.add(run_dir / name, arcname=name)
-    return buf.getvalue()
 
 
 class RunStore:

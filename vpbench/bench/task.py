@@ -48,8 +48,8 @@ def run_task(task: RunTask, state: bytes | None, store: Any) -> tuple[bytes, dic
     from ..engine.run import RunRequest, execute_run
     from ..plugins import get_registry
     from ..tune.cluster import prepare_data
-    from ..tune.pack import pack_dir, unpack_dir
-    from .store import STATE_FILE, pack_state
+    from ..tune.pack import pack_dir, pack_state, unpack_dir
+    from .store import STATE_FILE
 
     host = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:8]}"  # machine and Ray node
     registry = get_registry(task.plugins)

@@ -8,7 +8,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-__all__ = ["pack_dir", "unpack_dir"]
+__all__ = ["RESUMABLE", "pack_dir", "unpack_dir", "copy_state", "pack_state"]
+
+#: The resumable part of a run directory: its spec and checkpoints (what ``--resume`` needs).
+RESUMABLE = ("run.yaml", "checkpoints/last.pt", "checkpoints/best.pt")
 
 
 def pack_dir(root: Path) -> bytes:
@@ -39,3 +42,21 @@ def unpack_dir(data: bytes, dest: Path, *, replace: bool = False) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def copy_state(run_dir: Path, dest: Path) -> None:
+    """Copy the :data:`RESUMABLE` files of ``run_dir`` that exist into ``dest``."""
+    for name in RESUMABLE:
+        if (run_dir / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / name, dest / name)
+
+
+def pack_state(run_dir: Path) -> bytes:
+    """The :data:`RESUMABLE` files of ``run_dir`` as :func:`pack_dir`'s bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in RESUMABLE:
+            if (run_dir / name).is_file():
+                tar.add(run_dir / name, arcname=name)
+    return buf.getvalue()

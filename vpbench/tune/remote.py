@@ -25,25 +25,13 @@ from typing import Any
 
 from ..errors import ConfigError, TrainingError
 from .cluster import forwarded_plugins, ray_session, user_errors
-from .pack import pack_dir, unpack_dir
+from .pack import pack_dir, pack_state, unpack_dir
 
 __all__ = ["submit_run"]
 
 Echo = Callable[[str], None]
 #: seconds between checks for Ctrl-C while the driver waits for the task's next message
 _POLL_S = 0.5
-
-
-def _pack_state(run_dir: Path) -> bytes:
-    """The resumable part of a run directory: its spec and checkpoints."""
-    with tempfile.TemporaryDirectory() as tmp:
-        dest = Path(tmp)
-        shutil.copy2(run_dir / "run.yaml", dest / "run.yaml")
-        (dest / "checkpoints").mkdir()
-        for name in ("last.pt", "best.pt"):
-            if (run_dir / "checkpoints" / name).exists():
-                shutil.copy2(run_dir / "checkpoints" / name, dest / "checkpoints" / name)
-        return pack_dir(dest)
 
 
 def _remote_run(
@@ -70,7 +58,7 @@ def _remote_run(
 
         def on_validation(step: int, values: dict[str, float], ckpt_dir: Path) -> None:
             if step > sent_step:
-                messages.put(("state", step, _pack_state(out)))  # last.pt was saved for this step
+                messages.put(("state", step, pack_state(out)))  # last.pt was saved for this step
 
         def body() -> None:
             try:
@@ -136,7 +124,7 @@ def submit_run(
     out = res.run_dir.root
     source = None if res.resumed else (Path(res.config_source) if res.config_source else None)
     config_text = source.read_text(encoding="utf-8") if source is not None else None
-    state = _pack_state(out) if res.resumed else None
+    state = pack_state(out) if res.resumed else None
     data_root = req.data_root or os.environ.get("VPBENCH_DATA")
     sent = replace(req, out=Path(out.name), config_file=None, data_root=Path(data_root) if data_root else None)
     with ray_session(address):

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ..fsutil import atomic_write_text
-from .pack import pack_dir, unpack_dir
+from .pack import copy_state, pack_dir, unpack_dir
 from .space import set_dotted
 
 __all__ = ["TrialSetup", "RUN_TAR", "STEP_FILE", "train_trial", "final_metrics", "score_stopped"]
@@ -75,12 +75,7 @@ def _prepare(setup: TrialSetup, overrides: dict[str, Any], registry: Any) -> int
 def _pack_state(run_dir: Path, dest: Path, step: int) -> None:
     """Copy the resumable part of a run directory (config and checkpoints) into ``dest``."""
     (dest / STEP_FILE).write_text(str(step), encoding="utf-8")
-    shutil.copy2(run_dir / "run.yaml", dest / "run.yaml")
-    (dest / "checkpoints").mkdir()
-    for name in ("last.pt", "best.pt"):
-        src = run_dir / "checkpoints" / name
-        if src.exists():
-            shutil.copy2(src, dest / "checkpoints" / name)
+    copy_state(run_dir, dest)
 
 
 def train_trial(config: dict[str, Any], setup: TrialSetup) -> None:
