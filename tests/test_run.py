@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,11 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     monkeypatch.setattr(TinyConv, "_step", step_fn)
 
 
-def test_resume_after_interrupt_reproduces_the_uninterrupted_run(registry, small_glyphs, tmp_path, monkeypatch):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_after_interrupt_reproduces_the_uninterrupted_run(registry, small_glyphs, tmp_path, monkeypatch, schedule):
     sets = small_glyphs + [
         "train.max_steps=10", "train.batch_size=4", "train.eval_every=5",
-        "train.val_sequences=4", "train.checkpoint_every=3", "model.noise=0.05",
+        "train.val_sequences=4", "train.checkpoint_every=3", "model.noise=0.05", f"train.lr_schedule={schedule}",
     ]
     straight, _ = execute_run(_req("tinyconv", tmp_path / "a", sets), registry, echo=lambda s: None)
 
@@ -81,6 +83,17 @@ def test_resume_after_interrupt_reproduces_the_uninterrupted_run(registry, small
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.metrics == straight.metrics
     assert resumed.train.selected_step == straight.train.selected_step
+
+
+def test_cosine_schedule_decays_each_stage_lr_to_zero(registry, small_glyphs, tmp_path, monkeypatch):
+    sets = small_glyphs + ["train.max_steps=10", "train.batch_size=4", "train.eval_every=10", "train.val_sequences=4",
+                           "train.lr_schedule=cosine"]  # fmt: skip
+    _interrupt_at(monkeypatch, 9)
+    with pytest.raises(RunInterrupted):
+        execute_run(_req("tinyconv", tmp_path / "r", sets), registry, echo=lambda s: None)
+    last = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=False)
+    # the last update (stage step 8 of 10) ran at the stage's lr (3e-3) · (1 + cos(8π/10)) / 2
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * 0.8)))
 
 
 def test_unknown_names_list_the_valid_ones(registry, tmp_path):

@@ -388,6 +388,18 @@ def test_autoencoder_stage_trains_encoder_codebooks_and_decoder() -> None:
     ae.after_step(x, 49)  # type: ignore[misc]  # restart pass runs without error
 
 
+def test_range_loss_ignores_only_errors_the_clamp_removes() -> None:
+    x = torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0, 0.3])
+    recon = torch.tensor([-0.4, 0.2, -0.1, 1.3, 0.7, 1.2], requires_grad=True)
+    err = build(recon_loss="range")._recon_error(recon, x)
+    # below 0 on black and above 1 on white cost nothing; every other error is the raw one
+    assert err.tolist() == pytest.approx([0.0, 0.2, -0.6, 0.0, -0.3, 0.9])
+    err.pow(2).sum().backward()
+    assert recon.grad is not None
+    assert recon.grad.tolist() == pytest.approx([0.0, 0.4, -1.2, 0.0, -0.6, 1.8])
+    assert build(recon_loss="mse")._recon_error(recon, x).tolist() == pytest.approx((recon - x).tolist())
+
+
 def test_prior_step_learns_on_frozen_indices() -> None:
     m = build()
     x = clips()

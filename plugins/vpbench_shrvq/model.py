@@ -62,6 +62,11 @@ class SHRVQVAE(vpbench.VideoModel):
             0.05, ge=0, description="a parent's mean squared residual, over Var(ξ^0), below which its children are left alone"
         )
         zero_code: bool = Field(True, description="child 0 of every codebook below layer 1 is a fixed zero codeword")
+        recon_loss: Literal["mse", "range"] = Field(
+            "mse",
+            description="decoder loss: mse on the raw output, or range: the error left after clamping the output to "
+            "the data range [0, 1], as predictions are clamped (an output below 0 on a black pixel is no error)",
+        )
         ae_frames_per_clip: int = Field(0, ge=0, description="random frames per clip in the autoencoder stage (0: all)")
         # ST-PixelCNN
         prior_channels: int = Field(68, ge=1, description="trunk width Cp")
@@ -171,10 +176,21 @@ class SHRVQVAE(vpbench.VideoModel):
         global_term = F.mse_loss(e_c, z.detach()) + cfg.beta * F.mse_loss(z, e_c.detach())
         z_q = z + (e_c - z).detach()  # straight-through from D's input to E's output
         recon = self.decode_sum(z_q.view(x.shape[0], *self.grid, -1))
-        rec = F.mse_loss(recon, x)
+        rec = self._recon_error(recon, x).pow(2).mean()
         self.quantizer.track_usage(q.paths.detach())
         loss = rec + global_term + q.loss
         return vpbench.StepOutput(loss, {"recon_mse": rec.item(), "vq": (global_term + q.loss).item()})
+
+    def _recon_error(self, recon: Tensor, x: Tensor) -> Tensor:
+        """``recon − x``; with ``recon_loss=range`` the error of the output clamped to [0, 1]
+        (what prediction returns), keeping the raw gradient wherever the clamp leaves an error:
+        an output below 0 on a 0 pixel (or above 1 on a 1 pixel) costs nothing, so the decoder
+        is free to keep black backgrounds below 0 instead of scattering them around it."""
+        if self.config.recon_loss == "mse":
+            return recon - x
+        lo = (recon < 0) & (x <= 0)
+        hi = (recon > 1) & (x >= 1)
+        return torch.where(lo | hi, torch.zeros_like(recon), recon - x)
 
     def _targets(self, batch: Tensor) -> Tensor:
         """Frozen HR-VQVAE paths of all frames, ``[B, n, F, h, w]``."""
@@ -217,7 +233,7 @@ class SHRVQVAE(vpbench.VideoModel):
         else:
             e_hat = self._teacher_codes(logits, paths)
         pred = self.decode_sum(e_hat.flatten(0, 1)).view_as(future)
-        sse = (pred - future).pow(2).flatten(2).sum(-1).mean()  # SSE per frame
+        sse = self._recon_error(pred, future).pow(2).flatten(2).sum(-1).mean()  # SSE per frame
         ce_frame = ce * self.grid[0] * self.grid[1]  # CE per frame (sum over its voxels)
         loss = ce_frame + cfg.joint_lambda * sse
         return vpbench.StepOutput(loss, {"ce": ce.item(), "sse_frame": sse.item(), **{f"acc{i + 1}": a for i, a in enumerate(acc)}})

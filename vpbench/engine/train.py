@@ -7,6 +7,7 @@ model only says, per stage, what loss to minimise over which parameters.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -305,6 +306,9 @@ class Trainer:
                     scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
                 with _defer_sigint():
                     if opt is not None:
+                        if self.cfg.lr_schedule == "cosine":  # a function of the step: a resumed run gets the same lr
+                            for group in opt.param_groups:
+                                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * state.stage_step / budget))
                         if self.cfg.grad_clip is not None:
                             scaler.unscale_(opt)
                             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
