@@ -179,7 +179,7 @@ class SHRVQVAE(vpbench.VideoModel):
         rec = self._recon_error(recon, x).pow(2).mean()
         self.quantizer.track_usage(q.paths.detach())
         loss = rec + global_term + q.loss
-        return vpbench.StepOutput(loss, {"recon_mse": rec.item(), "vq": (global_term + q.loss).item()})
+        return vpbench.StepOutput(loss, {"recon": rec.item(), "vq": (global_term + q.loss).item()})
 
     def _recon_error(self, recon: Tensor, x: Tensor) -> Tensor:
         """``recon − x``; with ``recon_loss=range`` the error of the output clamped to [0, 1]
