@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import html
 import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -220,3 +222,121 @@ def test_edited_mnist_digits_are_refused_at_run_time(
     ), message
     assert _snapshot(tmp_path, [work / "r"]) == before
     assert not (work / "r" / "record.json").exists()
+
+
+# --------------------------------------------------------------------- records are portable
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED = REPO / "leaderboards"
+#: the folders a local path starts with on the machines these records come from, and Windows'
+LOCAL_PREFIX = re.compile(r"(?<![\w.])(?:/work/|/home/|/tmp/|/root/|/Users/|/private/|/var/folders/|/mnt/|[A-Za-z]:\\)")
+#: "--out", "--config" and the like: what follows them in an argv must not be a local path
+PATH_OPTIONS = ("--out", "--config", "--data-root", "--predictions", "--checkpoint", "--run", "--records")
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [str(k), *_strings(v)]]
+    return []
+
+
+def _local_paths(text: str) -> list[str]:
+    from vpbench.portable import ABSOLUTE_PATH
+
+    return [m.group(0) for m in ABSOLUTE_PATH.finditer(text)] + [m.group(0) for m in LOCAL_PREFIX.finditer(text)]
+
+
+def _record_leaks(path: Path) -> list[str]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [f"{path}: {hit!r} in {s!r}" for s in _strings(data) for hit in _local_paths(s)]
+
+
+def test_a_run_record_holds_no_local_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Absolute --out, --config and --data-root: the record names the run folder as '.', the rest by role."""
+    work = tmp_path / "w"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    config = tmp_path / "elsewhere" / "mine.yaml"
+    config.parent.mkdir()
+    config.write_text("train:\n  batch_size: 4\n")
+    out = work / "runs" / "x"
+    argv = ["run", "-m", "copy-last", "-d", "glyphs", "--config", str(config), "--data-root", str(tmp_path / "data"),
+            "--set", "dataset.test_length=8", "--set", "eval.profile=false", "--out", str(out), "--no-progress"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["vpbench", *argv])  # what the record stores as its argv
+    code, _, err = _cli(argv, capsys)
+    assert code == 0, err
+    record = out / "record.json"
+    assert _record_leaks(record) == []
+    stored = json.loads(record.read_text())["argv"]
+    assert stored[stored.index("--out") + 1] == "."
+    assert stored[stored.index("--config") + 1] == "<local>/mine.yaml"
+    assert stored[stored.index("--data-root") + 1] == "<data-root>"
+    # moved to another machine (here: another folder), it is still a record the leaderboard reads
+    moved = tmp_path / "other" / "glyphs" / "x"
+    shutil.copytree(out, moved)
+    shutil.rmtree(work / "runs")
+    code, _, err = _cli(["leaderboard", "--records", str(tmp_path / "other"), "--out", str(tmp_path / "site"), "--no-figures"], capsys)
+    assert code == 0 and "warning" not in err, err
+    assert "copy-last" in (tmp_path / "site" / "glyphs.md").read_text()
+
+
+def test_the_data_root_is_named_by_role_in_what_a_dataset_describes(tmp_path: Path) -> None:
+    """data_info (the plugin's describe()) holds the data root's paths: the record names them <data-root>/..."""
+    from vpbench.portable import portable_record
+
+    data = {"argv": ["run", "--data-root", str(tmp_path / "d")], "data_info": {"folder": str(tmp_path / "d" / "kth"),
+            "test": {"source": f"GENERATED from MNIST test digits ({tmp_path}/d/mnist/t10k.gz, md5 9fb6) seed 2"}}}  # fmt: skip
+    out = portable_record(data, run_dir=tmp_path / "runs" / "x", data_root=tmp_path / "d")
+    assert out == {"argv": ["run", "--data-root", "<data-root>"], "data_info": {"folder": "<data-root>/kth",
+                   "test": {"source": "GENERATED from MNIST test digits (<data-root>/mnist/t10k.gz, md5 9fb6) seed 2"}}}  # fmt: skip
+    # URLs, ratios and what is already portable are left alone
+    text = "see http://www.cs.toronto.edu/~nitish/x.npy; MSE/px 1/2; <local>/a.yaml; checkpoints/best.pt"
+    assert portable_record({"t": text}, run_dir=None) == {"t": text}
+
+
+def test_committed_records_hold_no_local_path() -> None:
+    """Every committed record (and every other file in its folder) names no local path."""
+    root = COMMITTED / "records"
+    records = sorted(root.rglob("record.json"))
+    assert records, "leaderboards/records holds no record.json"
+    leaks = [leak for path in records for leak in _record_leaks(path)]
+    for path in sorted(root.rglob("*.npz")):  # arrays only: a string member could hold a path
+        with np.load(path, allow_pickle=False) as npz:
+            for name in npz.files:
+                member = npz[name]
+                if member.dtype.kind in "SU":
+                    leaks += [f"{path}:{name}: {hit!r}" for s in member.ravel().tolist() for hit in _local_paths(str(s))]
+    assert leaks == [], "run `python -m vpbench.portable leaderboards/records`:\n" + "\n".join(leaks)
+    for path in records:  # the argv's path options hold '.', a relative path or a role, never a local path
+        argv = json.loads(path.read_text())["argv"]
+        for i, a in enumerate(argv[:-1]):
+            if a in PATH_OPTIONS:
+                assert not LOCAL_PREFIX.match(argv[i + 1]) and not argv[i + 1].startswith("/"), (path, a, argv[i + 1])
+
+
+def test_pages_generated_from_the_committed_records_hold_no_local_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pages as the lead regenerates them (the committed layout: records/ beside the pages)."""
+    site = tmp_path / "site"
+    shutil.copytree(COMMITTED / "records", site / "records")
+    monkeypatch.chdir(site)
+    code, _, err = _cli(["leaderboard", "--records", "records", "--out", ".", "--no-figures"], capsys)
+    assert code == 0, err
+    pages = sorted(site.glob("*.md"))
+    assert pages
+    leaks = [f"{p.name}: {hit!r}" for p in pages for line in p.read_text().splitlines() for hit in _local_paths(html.unescape(line))]
+    assert leaks == []
+
+
+def test_committed_pages_hold_no_local_path__passes_once_the_lead_regenerates_them() -> None:
+    """The committed pages under leaderboards/ (regenerated from the portable records at merge:
+    `vpbench leaderboard --records leaderboards/records --out leaderboards`)."""
+    pages = sorted(COMMITTED.glob("*.md"))
+    assert pages
+    leaks = [f"{p.name}: {hit!r}" for p in pages for line in p.read_text().splitlines() for hit in _local_paths(html.unescape(line))]
+    assert leaks == [], "regenerate: vpbench leaderboard --records leaderboards/records --out leaderboards\n" + "\n".join(leaks)

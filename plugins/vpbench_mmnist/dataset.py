@@ -368,7 +368,7 @@ class MovingMNIST(vpbench.VideoDataset):
             "horizon": self.horizon,
             "train": {
                 "clips_per_epoch": c.train_length,
-                "source": f"generated on the fly from MNIST train digits ({train_path}), "
+                "source": f"generated on the fly from MNIST train digits ({train_path}, md5 {TRAIN_DIGITS.md5}), "
                 f"{c.digits} digits, speed {c.speed}; item i of epoch e seeded by (run seed, e, i)",
                 "present": train_path.is_file(),
             },
@@ -393,7 +393,7 @@ class MovingMNIST(vpbench.VideoDataset):
             path = self._locate(TEST_DIGITS)
             info["test"] = {
                 "clips": c.generated_test_length,
-                "source": f"GENERATED from MNIST test digits ({path}) with fixed seed {c.generated_test_seed}; "
+                "source": f"GENERATED from MNIST test digits ({path}, md5 {TEST_DIGITS.md5}) with fixed seed {c.generated_test_seed}; "
                 "NOT the standard mnist_test_seq.npy, not comparable with published tables",
                 "present": path.is_file(),
             }
