@@ -318,7 +318,8 @@ class Cache:
             return digest
         if stamp is not None:
             try:  # remember the verification: the next process only stats the file
-                atomic_write_json(meta_path, {**meta, "verified": stamp})
+                if self.meta(video) == meta and file_stamp(array_path) == stamp:  # not rebuilt meanwhile
+                    atomic_write_json(meta_path, {**meta, "verified": stamp})
             except OSError:
                 pass  # a read-only data root: hashed once per process instead
         return None
