@@ -121,6 +121,11 @@ def _walk(value: Any, fn: Any) -> Any:
     return value
 
 
+#: record fields that identify rather than describe: never rewritten (a path there makes the
+#: record invalid for the leaderboard, which says so, rather than silently renamed)
+_IDENTIFIERS = frozenset({"schema", "run_id", "created", "vpbench_version", "git", "data_checksum"})
+
+
 def portable_record(
     data: dict[str, Any],
     *,
@@ -135,7 +140,14 @@ def portable_record(
     a checkout). ``elsewhere=False`` rewrites only the paths under the folders given.
     """
     where: dict[str, Any] = {"run_dir": run_dir, "data_root": data_root, "checkout": checkout or _checkout(), "elsewhere": elsewhere}
-    out: dict[str, Any] = {k: _walk(v, lambda s: portable_text(s, **where)) for k, v in data.items() if k != "argv"}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _IDENTIFIERS or key == "argv":
+            out[key] = value
+        elif key in ("model", "dataset") and isinstance(value, dict):  # names are identifiers, configs values
+            out[key] = {k: v if k in ("name", "package") else _walk(v, lambda s: portable_text(s, **where)) for k, v in value.items()}
+        else:
+            out[key] = _walk(value, lambda s: portable_text(s, **where))
     if "argv" in data:
         argv = data["argv"]
         out["argv"] = [_portable_arg(a, **where) if isinstance(a, str) else a for a in argv] if isinstance(argv, list) else argv
