@@ -340,3 +340,51 @@ def test_committed_pages_hold_no_local_path__passes_once_the_lead_regenerates_th
     assert pages
     leaks = [f"{p.name}: {hit!r}" for p in pages for line in p.read_text().splitlines() for hit in _local_paths(html.unescape(line))]
     assert leaks == [], "regenerate: vpbench leaderboard --records leaderboards/records --out leaderboards\n" + "\n".join(leaks)
+
+
+# ------------------------------------------------- other pinned files: boundaries, test sequences
+
+
+def test_an_edited_kth_sequences_file_is_checked_against_its_pin(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "w"
+    _kth_videos(work / "d")
+    seq = work / "d" / "kth" / "00sequences.txt"
+    original = (shared_data / "kth" / "00sequences.txt").read_bytes()
+    seq.write_bytes(original.replace(b"frames\t1-95", b"frames\t1-96", 1))
+    assert seq.read_bytes() != original
+    monkeypatch.chdir(work)
+    before = _snapshot(tmp_path, [work / "d"])
+    code, _, err = _cli(["data", "info", "kth", "--data-root", "d", "--set", "windows=sequences"], capsys)
+    message = _one_error(code, err)
+    assert re.search(
+        r"^error: sha256 mismatch for \S*00sequences\.txt: expected 6331f4e4d0d820f306a46c40f82afc39f2486cc8723fe15f4742c14c"
+        r"261ccba7, got [0-9a-f]{64}; delete it and prepare again; or set dataset\.windows=openstl",
+        message,
+    ), message
+    assert _snapshot(tmp_path, [work / "d"]) == before
+
+
+def test_the_standard_mnist_test_file_edited_with_its_mtime_set_back_is_refused(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its verified md5 is remembered by a stamp; resetting the mtime after an edit moves the ctime."""
+    import vpbench_mmnist.dataset as mm
+
+    work = tmp_path / "w"
+    folder = work / "d" / "moving_mnist"
+    folder.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        (folder / name).symlink_to(shared_data / "mnist" / name)
+    test = folder / "mnist_test_seq.npy"  # a small stand-in for the 800 MB file, accepted by its md5
+    np.save(test, np.random.default_rng(0).integers(0, 256, size=(20, 4, 64, 64), dtype=np.uint8))
+    monkeypatch.setattr(mm, "STANDARD_TEST_MD5", hashlib.md5(test.read_bytes()).hexdigest())
+    monkeypatch.chdir(work)
+    code, out, err = _cli(["data", "prepare", "mmnist", "--data-root", "d"], capsys)
+    assert code == 0 and out.strip().endswith("mmnist is ready in d"), err
+    assert (folder / ".mnist_test_seq.npy.verified.json").is_file()  # verified once, remembered
+    _edit_in_place_keeping_mtime(test, test.stat().st_size - 10)
+    code, _, err = _cli(["data", "prepare", "mmnist", "--data-root", "d"], capsys)
+    message = _one_error(code, err)
+    assert re.search(r"^error: md5 mismatch for \S*mnist_test_seq\.npy: expected [0-9a-f]{32}, got [0-9a-f]{32}; .*move it away", message), message
