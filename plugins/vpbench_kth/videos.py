@@ -271,7 +271,7 @@ class Cache:
             pin = self.pinned.get(video.path.name)
             if pin is not None:  # a published video, downloaded or placed by hand: checked on every decode
                 Manifest(video.path.parent).check(
-                    video.path, pinned=pin, fix="or put the original KTH video there (shared/data/SOURCES.md lists it)"
+                    video.path, pinned=pin, fix="or put the original KTH video there (the official zip of its action holds it)"
                 )
             elif self.manifest is not None:
                 self.manifest.check(video.path, fix="a changed source video would change every result on it")
