@@ -261,7 +261,7 @@ class Cache:
             return None
         if not isinstance(meta, dict) or meta.get("version") != CACHE_VERSION or meta.get("source_stamp") != _stamp(video):
             return None
-        if not isinstance(meta.get("numbers"), list) or not array.is_file():
+        if not isinstance(meta.get("numbers"), list) or not isinstance(meta.get("sha256"), str) or not array.is_file():
             return None
         return meta if _array_matches(array, meta) else None
 
