@@ -62,7 +62,7 @@ def _kth_root(data_root: Path | None, tmp: Path) -> tuple[Path, str]:
         return tmp / "kth", f"the real KTH AVIs in {Path(shared) / 'kth' / 'avi'}"
     import av
 
-    for name, n in (("person01_boxing_d1_uncomp.avi", 300), ("person01_jogging_d1_uncomp.avi", 300)):
+    for name, n in (("person01_boxing_d1_uncomp.avi", 300), ("person01_jogging_d2_uncomp.avi", 300)):
         with av.open(str(avi / name), "w") as c:
             s = c.add_stream("mpeg4", rate=25)
             s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"

@@ -40,7 +40,7 @@ def root(tmp_path: Path) -> Path:
     """Train person 01 (boxing 70 frames, jogging 40), val-able person 15, test person 17."""
     avi = tmp_path / "data" / "kth" / "avi"
     write_avi(avi / "person01_boxing_d1_uncomp.avi", 70)
-    write_avi(avi / "person01_jogging_d1_uncomp.avi", 40)
+    write_avi(avi / "person01_jogging_d2_uncomp.avi", 40)
     write_avi(avi / "person15_walking_d2_uncomp.avi", 31)
     write_avi(avi / "person17_handwaving_d3_uncomp.avi", 61)
     return tmp_path / "data"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import DataError
 from .fsutil import atomic_write_json
+from .portable import portable_record
 
 __all__ = [
     "SCHEMA",
@@ -101,7 +102,9 @@ class RunRecord(_Strict):
 
 
 def write_record(record: RunRecord, path: Path) -> None:
-    atomic_write_json(path, record.to_json())
+    """Write ``record`` to ``path`` atomically, portable: a path inside the run folder (``path``'s
+    folder) becomes relative to it, any other absolute path ``<local>/NAME`` (see :mod:`vpbench.portable`)."""
+    atomic_write_json(path, portable_record(record.to_json(), run_dir=path.parent))
 
 
 def read_record(path: Path) -> RunRecord:

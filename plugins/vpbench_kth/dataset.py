@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,8 @@ ACTION_URL = "http://www.csc.kth.se/cvap/actions/{action}.zip"
 SEQUENCES_URL = "http://www.nada.kth.se/cvap/actions/00sequences.txt"
 SEQUENCES_FILE = "00sequences.txt"
 #: SHA-256 of the KTH files whose bytes are established (the official 00sequences.txt and
-#: original AVIs, see shared/data/SOURCES.md); a download of one of them must match.
+#: original AVIs, see shared/data/SOURCES.md); a download of one of them must match, and so
+#: must a copy placed by hand, each time it is read (decoded, or parsed for its boundaries).
 #: The action zips have no published checksum: their SHA-256 and that of every other AVI
 #: are recorded in the data root's manifest on first preparation and verified afterwards.
 KNOWN_SHA256 = {
@@ -203,7 +205,7 @@ class KTH(vpbench.VideoDataset):
 
     @property
     def cache(self) -> Cache:
-        return Cache(self.folder / "cache", Manifest(self.data_root))
+        return Cache(self.folder / "cache", Manifest(self.data_root), KNOWN_SHA256)
 
     @property
     def prepare_command(self) -> str:
@@ -240,7 +242,7 @@ class KTH(vpbench.VideoDataset):
                 raise DataError(
                     missing_message(path, self.prepare_command, SEQUENCES_URL, "or set dataset.windows=openstl")
                 )
-            Manifest(self.data_root).check(path, fix="or set dataset.windows=openstl")
+            Manifest(self.data_root).check(path, pinned=KNOWN_SHA256[SEQUENCES_FILE], fix="or set dataset.windows=openstl")
             self._segment_table = cl.read_sequences(path)
         return self._segment_table
 
@@ -256,20 +258,51 @@ class KTH(vpbench.VideoDataset):
         )
 
     # -------------------------------------------------------------- preparation
-    def build_cache(self, *, progress: bool = False) -> int:
-        """Decode every video not yet cached (under the prepare lock); return how many were decoded."""
-        todo = list(self.cache.missing(self.videos()))
+    def _changed(self, cache: Cache, videos: list[Video]) -> list[tuple[Video, str, str]]:
+        """Cached videos whose array no longer holds the recorded frames: (video, sha256 held, recorded)."""
+        out = []
+        for v in videos:
+            meta = cache.meta(v)
+            if meta is not None and (held := cache.verify(v, meta)) is not None:
+                out.append((v, held, str(meta["sha256"])))
+        return out
+
+    def build_cache(self, *, progress: bool = False, repair: bool = False) -> int:
+        """Decode every video not yet cached (under the prepare lock); return how many were decoded.
+
+        Every cached array is verified against the sha256 recorded when it was decoded (see
+        :mod:`vpbench_kth.videos` for what makes that cheap). A changed one is a
+        :class:`DataError` naming it, unless ``repair`` (``data prepare``) decodes it again.
+        """
+        cache = self.cache
+        changed = self._changed(cache, self.videos())
+        if changed and not repair:
+            v, held, recorded = changed[0]
+            raise DataError(
+                f"KTH cache file {cache.paths(v)[0]} was changed after it was decoded from {v.path}: its frames "
+                f"hash to sha256 {held}, recorded {recorded}; run `{self.prepare_command}` to decode it again"
+            )
+        todo = [*cache.missing(self.videos()), *(v for v, _, _ in changed)]
         if not todo:
             return 0
         with self._lock():
-            todo = list(self.cache.missing(self.videos()))  # another process may have done them
+            # another process may have done them
+            redo = {v.key for v, _, _ in self._changed(cache, [v for v, _, _ in changed])}
+            for v, held, recorded in changed:
+                if v.key in redo:
+                    print(
+                        f"warning: KTH cache file {cache.paths(v)[0]} was changed after it was decoded "
+                        f"(sha256 {held}, recorded {recorded}); decoding {v.path} again",
+                        file=sys.stderr,
+                    )
+            todo = [*cache.missing(self.videos()), *(v for v, _, _ in changed if v.key in redo)]
             bar: Any = todo
             if progress:
                 from tqdm import tqdm
 
                 bar = tqdm(todo, desc="decoding KTH", unit="video")
             for video in bar:
-                self.cache.build(video)
+                cache.build(video)
         return len(todo)
 
     def download(self, *, progress: bool = True) -> None:
@@ -318,7 +351,7 @@ class KTH(vpbench.VideoDataset):
         """Download what is missing, extract it safely, decode every video once."""
         with self._lock():
             self.download(progress=progress)
-        self.build_cache(progress=progress)
+        self.build_cache(progress=progress, repair=True)
         self.check()
 
     def check(self) -> None:
@@ -354,7 +387,7 @@ class KTH(vpbench.VideoDataset):
         return KTHClips(refs, self.context + self.horizon, self.config.image_size, self.config.channels)
 
     def checksum(self) -> str:
-        """sha256 over the config and each cached video's frame digest."""
+        """sha256 over the config and each cached video's frame digest (verified against the bytes on disk)."""
         self.build_cache()
         facts: dict[str, Any] = {"config": self.config.model_dump(), "clips": "openstl-backward-scan/v1"}
         facts["videos"] = []

@@ -11,6 +11,17 @@ frame's channel 0, as OpenSTL reads it) plus ``<video>-<kind>.json`` (frame numb
 array's sha256 and the source's size and mtime). Both are written to temporary files and
 renamed, the JSON last: a crash leaves no cache entry that looks complete, and the next
 prepare decodes that video again.
+
+The recorded sha256 is what the data checksum of a record is built from, so the bytes read
+must be those bytes: :meth:`Cache.verify` hashes the array's data and compares. Hashing the
+whole cache (about 6 GB for KTH) in every process would cost seconds, so a verified entry
+stores the array file's *verification stamp*: size, mtime, ctime and inode. Writing to the
+file (in place, same size) changes its mtime and ctime; setting the mtime back with
+``touch``/``os.utime`` changes the ctime, which no user call can set. So while the stamp
+holds the bytes are the hashed ones, and any change is hashed again on next use. (What the
+stamp cannot see: writes to the raw disk, or the clock set back; a deliberate forger with
+write access to the cache can also rewrite the JSON itself.) Where ctime is not a change
+time (Windows), there is no stamp and every process hashes once.
 """
 
 from __future__ import annotations
@@ -176,6 +187,39 @@ def frame_numbers(video: Video) -> list[int]:
 
 #: arrays whose header was checked, by (path, size, mtime): a check costs an mmap, a hit a stat
 _checked: dict[tuple[str, int, int], bool] = {}
+#: arrays whose data was hashed in this process, by their stamp: the sha256 found
+_hashed: dict[tuple[str, ...], str] = {}
+_BLOCK = 8 << 20
+
+
+def file_stamp(path: Path) -> list[int] | None:
+    """Size, mtime, ctime and inode of ``path``: changes with any write to it (``None`` off POSIX)."""
+    if os.name != "posix":
+        return None
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def array_digest(path: Path) -> str:
+    """sha256 of the data of a ``.npy`` file (what ``frames.tobytes()`` hashed when it was written).
+
+    Bytes after the data (which ``np.save`` never writes) are hashed too, so they mismatch.
+    """
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                np.lib.format.read_array_header_2_0(f)
+            else:
+                return "unreadable"
+            for block in iter(lambda: f.read(_BLOCK), b""):
+                h.update(block)
+    except (ValueError, OSError, EOFError):
+        return "unreadable"
+    return h.hexdigest()
 
 
 def _array_matches(array: Path, meta: dict[str, Any]) -> bool:
@@ -197,10 +241,12 @@ def _array_matches(array: Path, meta: dict[str, Any]) -> bool:
 class Cache:
     """The decoded-frame cache in ``<kth>/cache``."""
 
-    def __init__(self, folder: Path, manifest: Manifest | None = None) -> None:
+    def __init__(self, folder: Path, manifest: Manifest | None = None, pinned: dict[str, str] | None = None) -> None:
         self.folder = folder
         #: where the AVIs' SHA-256 are recorded on first decode and verified on every later one
         self.manifest = manifest
+        #: published SHA-256 of source files by name: checked on every decode, never recorded over
+        self.pinned = pinned or {}
 
     def paths(self, video: Video) -> tuple[Path, Path]:
         stem = f"{video.key}-{video.kind}"
@@ -215,14 +261,19 @@ class Cache:
             return None
         if not isinstance(meta, dict) or meta.get("version") != CACHE_VERSION or meta.get("source_stamp") != _stamp(video):
             return None
-        if not isinstance(meta.get("numbers"), list) or not array.is_file():
+        if not isinstance(meta.get("numbers"), list) or not isinstance(meta.get("sha256"), str) or not array.is_file():
             return None
         return meta if _array_matches(array, meta) else None
 
     def build(self, video: Video) -> dict[str, Any]:
         """Decode ``video`` and write its entry atomically (array first, metadata last)."""
         if video.kind == "avi":
-            if self.manifest is not None:
+            pin = self.pinned.get(video.path.name)
+            if pin is not None:  # a published video, downloaded or placed by hand: checked on every decode
+                Manifest(video.path.parent).check(
+                    video.path, pinned=pin, fix="or put the original KTH video there (the official zip of its action holds it)"
+                )
+            elif self.manifest is not None:
                 self.manifest.check(video.path, fix="a changed source video would change every result on it")
             frames = decode_avi(video.path)
             numbers = list(range(1, len(frames) + 1))
@@ -242,8 +293,36 @@ class Cache:
             "numbers": numbers,
             "sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
         }
+        stamp = file_stamp(array_path)  # hashed just now, from memory: no need to read it back
+        if stamp is not None:
+            meta["verified"] = stamp
+            _hashed[(str(array_path), *map(str, stamp))] = meta["sha256"]
         atomic_write_json(meta_path, meta)
         return meta
+
+    def verify(self, video: Video, meta: dict[str, Any]) -> str | None:
+        """``None`` when the cached array holds the bytes ``meta`` records, else the sha256 it holds.
+
+        Hashes the array unless its stamp (see the module docstring) is the one recorded at
+        the last verification; once per process and stamp otherwise.
+        """
+        array_path, meta_path = self.paths(video)
+        stamp = file_stamp(array_path)
+        if stamp is not None and meta.get("verified") == stamp:
+            return None
+        key = (str(array_path), *map(str, stamp or [os.getpid()]))
+        digest = _hashed.get(key)
+        if digest is None:
+            digest = _hashed[key] = array_digest(array_path)
+        if digest != meta["sha256"]:
+            return digest
+        if stamp is not None:
+            try:  # remember the verification: the next process only stats the file
+                if self.meta(video) == meta and file_stamp(array_path) == stamp:  # not rebuilt meanwhile
+                    atomic_write_json(meta_path, {**meta, "verified": stamp})
+            except OSError:
+                pass  # a read-only data root: hashed once per process instead
+        return None
 
     def missing(self, videos: Iterable[Video]) -> Iterator[Video]:
         return (v for v in videos if self.meta(v) is None)

@@ -90,6 +90,16 @@ def load_digits(path: Path) -> np.ndarray:
         return _digit_cache[key]
 
 
+#: md5 of digit files already compared with their pin in this process, by path and stamp
+_md5_seen: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def _stamp(path: Path) -> tuple[str, int, int, int, int]:
+    """Path, size, mtime, ctime and inode: any write to the file (or a reset mtime) changes it."""
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 def generate(rng: np.random.Generator, digits: np.ndarray, num_objects: int, step_length: float) -> np.ndarray:
     """One clip ``[20, 64, 64]`` uint8 from ``digits`` with the standard generator."""
     picks = rng.integers(0, len(digits), size=num_objects)
@@ -238,19 +248,22 @@ class MovingMNIST(vpbench.VideoDataset):
         return path
 
     def _verified_test_md5(self, path: Path) -> str:
-        """md5 of the test file, remembered in a stamp beside it while size and mtime hold."""
+        """md5 of the test file, remembered in a stamp beside it while its size, mtime, ctime and
+        inode hold: an in-place edit changes mtime and ctime, and resetting the mtime
+        (``touch -d``, ``os.utime``) changes the ctime, which no user call can set back."""
         st = path.stat()
         stamp = path.with_name(f".{path.name}.verified.json")
+        now = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
         try:
             seen = json.loads(stamp.read_text())
-            if seen["size"] == st.st_size and seen["mtime_ns"] == st.st_mtime_ns:
+            if all(seen.get(k) == v for k, v in now.items()):
                 return str(seen["md5"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
         md5 = file_digest(path, "md5")
         if md5 == STANDARD_TEST_MD5:
             try:
-                atomic_write_json(stamp, {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "md5": md5})
+                atomic_write_json(stamp, {**now, "md5": md5})
             except OSError:
                 pass  # a read-only data root: verify again next time
         return md5
@@ -285,9 +298,16 @@ class MovingMNIST(vpbench.VideoDataset):
         self.check()
 
     def _verified(self, remote: Remote) -> Path:
-        """The digit file, checked against its published md5 (a swapped or garbage file is refused)."""
+        """The digit file, parsed, then checked against its published md5 (a swapped, edited or
+        garbage file is refused). Called wherever the digits are used (check, split, checksum):
+        the md5 (about 30 ms for the train digits) is computed once per process and file state.
+        """
         path = self._require(remote)
-        md5 = file_digest(path, "md5")
+        load_digits(path)  # a malformed file names what is wrong with it before the md5 does
+        key = _stamp(path)
+        md5 = _md5_seen.get(key)
+        if md5 is None:
+            md5 = _md5_seen[key] = file_digest(path, "md5")
         if remote.md5 is not None and md5 != remote.md5:
             raise DataError(
                 f"md5 mismatch for {path}: expected {remote.md5} ({remote.filename}), got {md5}; the file was left "
@@ -295,30 +315,34 @@ class MovingMNIST(vpbench.VideoDataset):
             )
         return path
 
+    def _digits_md5(self, remote: Remote) -> str:
+        path = self._verified(remote)
+        return _md5_seen.get(_stamp(path)) or file_digest(path, "md5")
+
     def check(self) -> None:
-        load_digits(self._require(TRAIN_DIGITS))  # parsed once per process; an empty file fails here
+        self._verified(TRAIN_DIGITS)  # parsed once per process; an empty or edited file fails here
         if self.config.test_set == "standard":
             self._standard_test_path()
         else:
-            load_digits(self._require(TEST_DIGITS))
+            self._verified(TEST_DIGITS)
 
     def split(self, name: Split) -> Dataset[Tensor]:
         c = self.config
         if name == "train":
             return GeneratedClips(
-                self._require(TRAIN_DIGITS), c.train_length, [self.seed, 0],
+                self._verified(TRAIN_DIGITS), c.train_length, [self.seed, 0],
                 num_objects=c.digits, step_length=c.speed, epochs=True,
             )  # fmt: skip
         if name == "val":
             return GeneratedClips(
-                self._require(TRAIN_DIGITS), c.val_length, [c.val_seed, 1],
+                self._verified(TRAIN_DIGITS), c.val_length, [c.val_seed, 1],
                 num_objects=c.digits, step_length=c.speed, epochs=False,
             )  # fmt: skip
         if name == "test":
             if c.test_set == "standard":
                 return StandardTestClips(self._standard_test_path())
             return GeneratedClips(
-                self._require(TEST_DIGITS), c.generated_test_length, [c.generated_test_seed, 2],
+                self._verified(TEST_DIGITS), c.generated_test_length, [c.generated_test_seed, 2],
                 num_objects=c.digits, step_length=c.speed, epochs=False,
             )  # fmt: skip
         raise DataError(f"unknown split {name!r}; valid splits: train, val, test")
@@ -326,11 +350,11 @@ class MovingMNIST(vpbench.VideoDataset):
     def checksum(self) -> str:
         """sha256 over the md5s of the files used, the config and the generator's identity."""
         facts: dict[str, Any] = {"config": self.config.model_dump(), "generator": "vpbench.data.bouncing/v1"}
-        facts["train_digits"] = file_digest(self._require(TRAIN_DIGITS), "md5")
+        facts["train_digits"] = self._digits_md5(TRAIN_DIGITS)
         if self.config.test_set == "standard":
             facts["test"] = self._verified_test_md5(self._standard_test_path())
         else:
-            facts["test_digits"] = file_digest(self._require(TEST_DIGITS), "md5")
+            facts["test_digits"] = self._digits_md5(TEST_DIGITS)
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
@@ -344,7 +368,7 @@ class MovingMNIST(vpbench.VideoDataset):
             "horizon": self.horizon,
             "train": {
                 "clips_per_epoch": c.train_length,
-                "source": f"generated on the fly from MNIST train digits ({train_path}), "
+                "source": f"generated on the fly from MNIST train digits ({train_path}, md5 {TRAIN_DIGITS.md5}), "
                 f"{c.digits} digits, speed {c.speed}; item i of epoch e seeded by (run seed, e, i)",
                 "present": train_path.is_file(),
             },
@@ -369,7 +393,7 @@ class MovingMNIST(vpbench.VideoDataset):
             path = self._locate(TEST_DIGITS)
             info["test"] = {
                 "clips": c.generated_test_length,
-                "source": f"GENERATED from MNIST test digits ({path}) with fixed seed {c.generated_test_seed}; "
+                "source": f"GENERATED from MNIST test digits ({path}, md5 {TEST_DIGITS.md5}) with fixed seed {c.generated_test_seed}; "
                 "NOT the standard mnist_test_seq.npy, not comparable with published tables",
                 "present": path.is_file(),
             }

@@ -23,6 +23,7 @@ from ..fsutil import atomic_path
 from ..hardware import git_info, hardware_info
 from ..interfaces import VideoDataset, VideoModel
 from ..plugins import Registry
+from ..portable import portable_record
 from ..records import ComponentInfo, MetricResult, RunRecord, TrainSummary
 from ..visualize import plot_per_frame, save_strip
 from .evaluate import EvalResult, Predictor
@@ -144,7 +145,7 @@ def build_record(
     ``started`` is the ``time.monotonic()`` reading when the command began (its wall time).
     """
     scored = results[main]
-    return RunRecord(
+    record = RunRecord(
         run_id=run_id,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         vpbench_version=__version__,
@@ -176,3 +177,7 @@ def build_record(
         wall_time_s=round(time.monotonic() - started, 2),
         flags=list(flags),
     )
+    # the data root's paths (argv, data_info) are named relative to it here, where it is known;
+    # write_record makes the rest portable relative to the run folder
+    known = portable_record(record.to_json(), run_dir=None, data_root=dataset.data_root, elsewhere=False)
+    return RunRecord.model_validate(known)
