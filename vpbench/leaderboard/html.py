@@ -470,7 +470,7 @@ def _run_page(rec: LoadedRecord, page: str, db_page: str) -> str:
         "prepared (<code>vpbench data prepare</code>).</p>",
         "<h2>Record</h2>",
         "<p>The run record as stored (<code>record.json</code>; long texts cut, local paths cut to their last part).</p>",
-        f"<pre>{escape(json.dumps(_record_json(r.to_json()), indent=1, ensure_ascii=False, sort_keys=True))}</pre>",
+        f"<pre>{escape(json.dumps(_record_json(r.to_json()), indent=1, ensure_ascii=False, sort_keys=True), quote=False)}</pre>",
     ]
     crumbs = f' › <a href="../{href(db_page)}">{t(r.dataset.name)}</a>'
     return _page(f"{t(r.run_id, 80)} · vpbench run", body, depth=1, crumbs=crumbs)

@@ -96,8 +96,8 @@ def load_records(root: Path, dataset: str | None = None) -> Loaded:
     out = Loaded()
     for path, rec in iter_records(root):
         if isinstance(rec, RunRecord):
+            problem = record_problem(rec)  # before escaping: an escaped surrogate holds a backslash
             rec = _encodable(rec)
-            problem = record_problem(rec)
             if problem is not None:
                 out.problems.append((path, f"run record {path}: {problem}"))
             elif dataset is None or rec.dataset.name == dataset:
