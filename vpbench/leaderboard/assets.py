@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = ["CSS", "JS"]
 
 CSS = """\
+[hidden]{display:none!important}
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:84rem;padding:1rem 1.5rem;color:#1b1f24;background:#fff}
 a{color:#0b57d0}
 nav.crumbs{font-size:.9rem;margin-bottom:.5rem}

@@ -46,6 +46,8 @@ _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#
 _GAP = 2
 #: the largest fixed-clip frame drawn at twice its size
 _ZOOM_BELOW = 96
+#: the widest row of clips (CSS pixels) that zoom may produce
+_ROW_WIDTH = 1200
 
 
 def t(text: object, limit: int = TEXT_CAP) -> str:
@@ -176,8 +178,9 @@ def _players(g: GroupBoard, db: DatasetBoard, media: dict[Path, Image.Image], ou
         return ["<p>No record of this test set saved its fixed test clips.</p>"] + _notes(notes)
     T, S = g.test_set.context, g.test_set.horizon
     _, h, w = g.test_set.frame_shape
-    zoom = 2 if max(h, w) <= _ZOOM_BELOW else 1
     labels = ["ground truth"] + [e.label for e, _ in fixed.rows]
+    # small frames drawn larger, as long as the row of models still fits a page's width
+    zoom = next((z for z in (2.0, 1.5) if max(h, w) <= _ZOOM_BELOW and z * len(labels) * (w + _GAP) <= _ROW_WIDTH), 1.0)
     html = [
         f"<p>The fixed test clips ({len(fixed.ids)} of {g.test_set.sequences:,}): {T} input frames, then {S} predicted; "
         "ground truth and every model side by side, in step. Without the script each strip shows every frame "
@@ -190,16 +193,20 @@ def _players(g: GroupBoard, db: DatasetBoard, media: dict[Path, Image.Image], ou
         name = f"media/{db.name}-{g.letter}-clip{clip_id}.png"
         image = _filmstrip(fixed, j, T)
         media[out / name] = image
-        heads = "".join(f'<span style="width:{zoom * (w + _GAP)}px" title="{t(label)}">{t(label, 60)}</span>' for label in labels)
+        heads = "".join(f'<span style="width:{_px(zoom * (w + _GAP))}px" title="{t(label)}">{t(label, 60)}</span>' for label in labels)
         html += [
-            f'<figure class="player" data-cell="{zoom * h}" data-step="{zoom * (h + _GAP)}">',
+            f'<figure class="player" data-cell="{_px(zoom * h)}" data-step="{_px(zoom * (h + _GAP))}">',
             f'<div class="heads">{heads}</div>',
-            f'<div class="strip"><img src="{href(name)}" width="{zoom * image.width}" height="{zoom * image.height}" '
+            f'<div class="strip"><img src="{href(name)}" width="{round(zoom * image.width)}" height="{round(zoom * image.height)}" '
             f'alt="test clip {clip_id}: ground truth and each model\'s prediction, one row per frame"></div>',
             f"<figcaption>test clip {clip_id}</figcaption>",
             "</figure>",
         ]
     return html + ["</div>"] + _notes(notes)
+
+
+def _px(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
 
 
 def _notes(notes: Sequence[str]) -> list[str]:
