@@ -151,15 +151,17 @@ def test_a_20000_character_flag_is_capped_with_an_ellipsis_everywhere(tmp_path: 
 # ----------------------------------------------------------------------------- d. no local paths
 
 
-def test_no_page_prints_a_local_absolute_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    recs = tmp_path / "recs"
+def test_no_page_prints_a_local_absolute_path(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paths the records carry (the pages state the leaderboard command itself as typed: here relative)."""
+    monkeypatch.chdir(tmp_path)
+    recs = Path("recs")
     here = str(tmp_path)
     rec = make_record("local", "alpha")
     rec.data_info = {"test": {"source": f"GENERATED from MNIST test digits ({here}/data/mnist/t10k.gz) with fixed seed 2"},
                      "test_set": "generated"}
     rec.argv = ["run", "--config", f"{here}/configs/a.yaml", "--data-root", f"{here}/data", "--out", f"{here}/runs/local"]
     put(recs, rec)
-    texts = run_all_formats(recs, tmp_path, capsys)
+    texts = run_all_formats(recs, Path("."), capsys)
     for name, text in texts.items():
         assert here not in text and "/tmp/" not in text, name
     assert "GENERATED from MNIST test digits (t10k.gz)" in texts["site-md"]

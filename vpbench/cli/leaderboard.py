@@ -42,10 +42,8 @@ def _command(records_dir: Path, out: Path, dataset: str | None, no_figures: bool
     """The command line that produced a site, as the pages state it."""
     import shlex
 
-    from ..leaderboard.safety import portable
-
     parts = ["vpbench", "leaderboard", *(["--format", fmt] if fmt != "md" else [])]
-    parts += ["--records", portable(records_dir.as_posix()), "--out", portable(out.as_posix())]  # no local path on a page
+    parts += ["--records", records_dir.as_posix(), "--out", out.as_posix()]
     parts += ["--dataset", dataset] if dataset else []
     parts += ["--no-figures"] if no_figures else []
     return shlex.join(parts)
