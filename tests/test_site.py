@@ -210,3 +210,32 @@ def test_first_party_metrics_declare_todays_presentation() -> None:
                      "mse": ("MSE", ".2f", 40), "mae": ("MAE", ".2f", 50)}
     assert [n for n in ("lpips", "ssim") if specs[n].auto_select_rank is not None] == ["lpips", "ssim"]
     assert json.dumps(sorted(specs))  # listing specs imports nothing heavy
+
+
+class NeedsWeights(vpbench.Metric):
+    name = "needs-weights"
+    higher_is_better = True
+
+    def per_frame(self, pred, true):  # type: ignore[no-untyped-def]
+        raise AssertionError("never scored: unavailable")
+
+    def available(self) -> str | None:
+        return "its weights are not installed"
+
+
+class RankedOutside:
+    @vpbench.hookimpl
+    def register_metrics(self, register: Callable[[vpbench.MetricSpec], None]) -> None:
+        register(vpbench.MetricSpec(name="needs-weights", target="test_site:NeedsWeights", description="unavailable here",
+                                    higher_is_better=True, auto_select_rank=-1))
+
+
+def test_auto_selection_follows_the_declared_ranks_and_skips_an_unusable_metric_with_a_note() -> None:
+    from vpbench.engine.selection import auto_candidates, resolve_select_metric
+    from vpbench.plugins import get_registry
+
+    registry = get_registry([RankedOutside()])
+    assert auto_candidates(registry) == ["needs-weights", "lpips", "ssim"]
+    notes: list[str] = []
+    assert resolve_select_metric(registry, "auto", notes.append) in ("lpips", "ssim")
+    assert notes[0] == "note: train.select_metric=auto skips needs-weights: its weights are not installed"

@@ -78,7 +78,7 @@ def command(app: object, dataset: str | None, records_dir: Path, fmt: str, out: 
         click.echo(printable(f"warning: skipped record {path}: {reason}"), err=True)
     reported = load_reported(dataset=dataset)
     styles = {r.spec.name: MetricStyle.of(r.spec) for r in app.registry.metrics}  # type: ignore[attr-defined]
-    pictures = site and fmt == "md" and not no_figures
+    pictures = site and fmt == "md"  # the pages name the pictures even with --no-figures
     board = build_board(loaded, reported, link_base=out if site else None, dataset=dataset, styles=styles, figures=pictures)
     if not board.datasets:
         known = sorted(set(load_records(records_dir).datasets) | {t.dataset for t in load_reported()})
