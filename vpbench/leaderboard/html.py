@@ -37,7 +37,7 @@ from .measured import PROFILE_KEYS, budget_of, is_generated, provenance_text
 from .presentation import Styles, ordered, style_of
 from .safety import TEXT_CAP, cap, inside, one_line, portable
 from .site import CONVENTIONS, OPENSTL_NOT_COMPARABLE, PROTOCOLS, SEEDS_NOTE, TRIALS_NOTE, Board, DatasetBoard, GroupBoard, _openstl_comparable
-from .table import Table
+from .table import Table, fmt_seconds
 
 __all__ = ["write_html_site", "reproduce_command", "run_page_name"]
 
@@ -451,7 +451,26 @@ def _record_json(value: Any) -> Any:
     return value
 
 
-def _run_page(rec: LoadedRecord, page: str, db_page: str) -> str:
+def _results(rec: LoadedRecord, styles: Styles) -> list[str]:
+    """The record's own metric means and its baselines', one row per model and protocol,
+    formatted as the tables are."""
+    r = rec.record
+    groups = [(r.model.name, p, ms) for p, ms in sorted(r.metrics.items(), key=lambda kv: (kv[0] != "openstl", kv[0]))]
+    for b, ps in sorted(r.baselines.items()):
+        groups += [(f"{b} (baseline)", p, ms) for p, ms in sorted(ps.items(), key=lambda kv: (kv[0] != "openstl", kv[0]))]
+    metrics = ordered({m for _, _, ms in groups for m in ms}, styles)
+    if not metrics:
+        return ["<p>The record holds no metric values.</p>"]
+    arrows = {m: next(("↑" if ms[m].higher_is_better else "↓") for _, _, ms in groups if m in ms) for m in metrics}
+    heads = "".join(f'<th class="num">{t(style_of(m, styles).heading + arrows[m])}</th>' for m in metrics)
+    out = [f'<div class="scroll"><table class="board"><thead><tr><th>Model</th><th>Protocol</th>{heads}</tr></thead><tbody>']
+    for model, protocol, ms in groups:
+        cells = "".join(f'<td class="num">{t(style_of(m, styles).fmt(ms[m].mean) if m in ms else "—")}</td>' for m in metrics)
+        out.append(f"<tr><td>{t(model)}</td><td>{t(protocol)}</td>{cells}</tr>")
+    return out + ["</tbody></table></div>"]
+
+
+def _run_page(rec: LoadedRecord, page: str, db_page: str, styles: Styles) -> str:
     r = rec.record
     hw = r.hardware
     facts = [
@@ -462,7 +481,7 @@ def _run_page(rec: LoadedRecord, page: str, db_page: str) -> str:
         ("Test clips", f"{r.test_sequences:,}"),
         ("Data checksum", r.data_checksum),
         ("Hardware", f"{hw.get('device', '?')}: {hw.get('gpu') or hw.get('cpu') or 'unknown'}"),
-        ("Wall time", f"{r.wall_time_s:.1f} s"),
+        ("Wall time", fmt_seconds(r.wall_time_s)),
         ("vpbench", r.vpbench_version),
         ("Git commit", str(r.git.get("commit"))),
     ]
@@ -471,6 +490,8 @@ def _run_page(rec: LoadedRecord, page: str, db_page: str) -> str:
         '<dl class="facts">',
         *(f"<dt>{k}</dt><dd>{t(v)}</dd>" for k, v in facts),
         "</dl>",
+        "<h2>Results</h2>",
+        *_results(rec, styles),
         "<h2>Reproduce</h2>",
         f"<pre><code>{t(reproduce_command(r.argv), 2 * TEXT_CAP)}</code></pre>",
         "<p>Local paths in the stored command are cut to their last part; run it from a checkout with the data "
@@ -536,7 +557,7 @@ def write_html_site(board: Board, out: Path, records_root: Path, styles: Styles,
         for g in db.groups:
             pages[out / page_name(db, g)] = _group_page(db, g, styles, run_pages, media, out)
     for db, g, r in _all_records(board):
-        pages[out / run_pages[r.path]] = _run_page(r, run_pages[r.path], page_name(db, g))
+        pages[out / run_pages[r.path]] = _run_page(r, run_pages[r.path], page_name(db, g), styles)
     pages[out / "assets" / "site.css"] = CSS
     pages[out / "assets" / "site.js"] = JS
     for path, text in pages.items():
