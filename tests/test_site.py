@@ -95,7 +95,8 @@ def test_links_are_relative_and_resolve_and_nothing_reaches_the_network(committe
 def test_test_set_pages_state_protocol_identity_and_budget_above_the_table(committed_site: Path) -> None:
     page = (committed_site / "glyphs-A.html").read_text(encoding="utf-8")
     table = page.index('<table class="board">')
-    for fact in ("Data checksum", "sha256:07503cef9b3775bf", "1,000 test clips", "Generated test set", "Training budgets",
+    checksum = read_record(RECORDS / "glyphs" / "demo" / "record.json").data_checksum
+    for fact in ("Data checksum", checksum, "1,000 test clips", "Generated test set", "Training budgets",
                  "2,440 steps × batch 8", "Protocol <code>openstl</code>"):
         assert -1 < page.index(fact) < table, fact
     index = (committed_site / "index.html").read_text(encoding="utf-8")
@@ -112,7 +113,7 @@ def test_every_row_links_its_record_page_with_the_command_stored_in_the_record(c
     assert len(runs) == 7  # one page per glyphs record
     demo = read_record(RECORDS / "glyphs" / "demo" / "record.json")
     command = reproduce_command(demo.argv)
-    assert command == "vpbench run --model shrvq --dataset glyphs --out demo --no-progress"  # local path cut
+    assert command.startswith("vpbench run --model shrvq --dataset glyphs") and " /" not in command  # local paths cut
     assert command in page  # in the row's Reproduce cell
     run_page = next((committed_site / r).read_text(encoding="utf-8") for r in runs if "/demo-" in r)
     assert "<h1>Run <code>demo</code></h1>" in run_page and command in run_page

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from test_site import RECORDS, broken_links, html_site
+from vpbench.leaderboard.html import reproduce_command
+from vpbench.records import read_record
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -106,7 +108,7 @@ def test_the_site_in_a_real_browser(site: Path, browser: Any) -> None:
     assert broken_links(site) == []
     browser.get((site / "index.html").as_uri())
     assert browser.title == "vpbench leaderboards"
-    browser.find_element(By.LINK_TEXT, "A: sha256:07503cef9b37, 1,000 clips, 10 → 10").click()
+    browser.find_element(By.CSS_SELECTOR, 'a[href="glyphs-A.html"]').click()
     WebDriverWait(browser, 30).until(lambda d: d.current_url.endswith("/glyphs-A.html"))
     assert errors(browser) == []
     images = browser.execute_script("return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0])")
@@ -156,7 +158,8 @@ def test_the_site_in_a_real_browser(site: Path, browser: Any) -> None:
     browser.find_element(By.LINK_TEXT, "demo").click()
     WebDriverWait(browser, 30).until(lambda d: "/runs/demo-" in d.current_url)
     assert browser.find_element(By.TAG_NAME, "h1").text == "Run demo"
-    assert "vpbench run --model shrvq --dataset glyphs --out demo --no-progress" in browser.page_source
+    demo = read_record(RECORDS / "glyphs" / "demo" / "record.json")
+    assert browser.find_element(By.CSS_SELECTOR, "pre code").text == reproduce_command(demo.argv)
     browser.find_element(By.LINK_TEXT, "glyphs").click()
     WebDriverWait(browser, 30).until(lambda d: d.current_url.endswith("/glyphs-A.html"))
     assert errors(browser) == []

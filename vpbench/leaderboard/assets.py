@@ -22,6 +22,7 @@ h1{font-size:1.6rem;margin:.3rem 0 .6rem}h2{font-size:1.3rem;margin-top:2rem;bor
 table.board{border-collapse:collapse;font-size:.88rem;margin:.4rem 0 1rem}
 table.board th,table.board td{border:1px solid #d0d7de;padding:.25rem .5rem;vertical-align:top}
 table.board th{background:#f6f8fa;white-space:nowrap}
+table.board td:not(.num):not(.cmd){min-width:5rem}
 table.board td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 table.board td.best{font-weight:700;background:#e6f4ea}
 table.board tr.baseline td{color:#57606a}

@@ -222,10 +222,11 @@ def _nice(v: float) -> str:
     return format(v, ".4g")
 
 
-def _legend(labels: Sequence[str]) -> list[str]:
+def _legend(labels: Sequence[str], colours: Sequence[int] | None = None) -> list[str]:
+    """A legend; ``colours``: each label's colour index (default: its position)."""
     items = []
     for i, label in enumerate(labels):
-        colour = _COLOURS[i % len(_COLOURS)]
+        colour = _COLOURS[(colours[i] if colours is not None else i) % len(_COLOURS)]
         items.append(f'<li><i style="background:{colour}"></i>{t(label, 100)}</li>')
     return ['<ul class="legend">', *items, "</ul>"]
 
@@ -292,14 +293,14 @@ def _compute_plot(g: GroupBoard, styles: Styles) -> list[str]:
         return []
     protocol, table = g.tables[0]
     metric_cols = [c for c in table.columns if c.higher_is_better is not None]
-    points = []
-    for e in g.entries:
+    points = []  # (label, MACs, value, colour index: the row's, as in the per-frame plots)
+    for k, e in enumerate(g.entries):
         macs = _macs(e)
         if macs is None or not metric_cols:
             continue
         res = e.metrics.get(protocol, {}).get(metric_cols[0].key)
         if res is not None and math.isfinite(res.mean):
-            points.append((e.label, macs, res.mean))
+            points.append((e.label, macs, res.mean, k))
     if len(points) < 2:
         return []
     col = metric_cols[0]
@@ -328,14 +329,14 @@ def _compute_plot(g: GroupBoard, styles: Styles) -> list[str]:
         svg.append(f'<text x="{px(power):.1f}" y="{H - B + 14}" text-anchor="middle">1e{power}</text>')
     for v in (y0 + pad, y1 - pad):
         svg.append(f'<text x="{L - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{_nice(v)}</text>')
-    for i, (label, macs, value) in enumerate(points):
-        colour = _COLOURS[i % len(_COLOURS)]
+    for label, macs, value, k in points:
+        colour = _COLOURS[k % len(_COLOURS)]
         svg.append(
             f'<circle cx="{px(math.log10(macs)):.1f}" cy="{py(value):.1f}" r="5" fill="{colour}">'
             f"<title>{t(label)}: {_nice(value)} at {_nice(macs)} MACs</title></circle>"
         )
     svg.append("</svg>")
-    return ["<h3>Quality against compute</h3>", f"<p>{t(heading)}; one point per row with a profile.</p>", "".join(svg), *_legend([p[0] for p in points])]
+    return ["<h3>Quality against compute</h3>", f"<p>{t(heading)}; one point per row with a profile.</p>", "".join(svg), *_legend([p[0] for p in points], [p[3] for p in points])]
 
 
 # ----------------------------------------------------------------------------- pages
