@@ -85,6 +85,20 @@ class MetricSpec:
         higher_is_better: the metric's direction; drives leaderboard arrows, checkpoint
             selection and Ray Tune's ``mode``.
         protocols: the metric protocols it implements (``openstl``, ``standard``).
+
+    How leaderboards (markdown, CSV, LaTeX, HTML) present it; every field has a default, so a
+    metric that declares none of them still shows (upper-cased name, ``.4g``, after the
+    ordered ones, alphabetically):
+
+        display_name: the column heading (default: the name upper-cased).
+        unit: shown after the heading, e.g. ``"dB"`` -> ``PSNR (dB)`` (default: none).
+        number_format: a Python format spec for one value, e.g. ``".2f"``, ``".3e"``
+            (default ``".4g"``). CSV keeps full precision.
+        column_order: columns sort by it, then by name (default 1000: after the first-party
+            metrics, which use 10-50).
+        auto_select_rank: with ``train.select_metric=auto`` the available metric of lowest
+            rank selects checkpoints (first-party: LPIPS 0, SSIM 1); ``None`` (default):
+            never chosen automatically.
     """
 
     name: str
@@ -92,6 +106,31 @@ class MetricSpec:
     description: str
     higher_is_better: bool
     protocols: tuple[str, ...] = ("openstl", "standard")
+    display_name: str = ""
+    unit: str = ""
+    number_format: str = ".4g"
+    column_order: int = 1000
+    auto_select_rank: int | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            shown = format(1.5, self.number_format)
+        except (ValueError, TypeError) as exc:
+            raise PluginError(
+                f"metric {self.name!r}: number_format {self.number_format!r} is not a format spec for a float "
+                f"({exc}); use e.g. '.4f' or '.3g'"
+            ) from None
+        if not shown or len(self.display_name) > 40 or len(self.unit) > 20:
+            raise PluginError(
+                f"metric {self.name!r}: display_name (max 40 characters) or unit (max 20) too long, or an empty "
+                "number_format result; shorten them"
+            )
+
+    @property
+    def heading(self) -> str:
+        """The column heading: the display name (or upper-cased name), then the unit."""
+        name = self.display_name or self.name.upper()
+        return f"{name} ({self.unit})" if self.unit else name
 
     @property
     def mode(self) -> str:

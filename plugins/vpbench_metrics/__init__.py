@@ -38,18 +38,20 @@ from collections.abc import Callable
 
 import vpbench
 
+#: name, target, higher is better, description, then how leaderboards show it: heading,
+#: number format, column order (the S-HR-VQVAE paper's Table 2), rank for select_metric=auto
 _METRICS = (
-    ("mse", "pixel:MSE", False, "mean squared error; openstl: per-frame sum over pixels"),
-    ("mae", "pixel:MAE", False, "mean absolute error; openstl: per-frame sum over pixels"),
-    ("psnr", "pixel:PSNR", True, "PSNR per frame, peak 1, clipped prediction (exact frame: 100 dB)"),
-    ("ssim", "ssim:SSIM", True, "SSIM per frame; openstl: 7x7 uniform, data_range 2; standard: Wang et al."),
-    ("lpips", "lpips_metric:LPIPS", False, "LPIPS AlexNet v0.1 on 2x-1 (needs local AlexNet weights)"),
+    ("mse", "pixel:MSE", False, "mean squared error; openstl: per-frame sum over pixels", "MSE", ".2f", 40, None),
+    ("mae", "pixel:MAE", False, "mean absolute error; openstl: per-frame sum over pixels", "MAE", ".2f", 50, None),
+    ("psnr", "pixel:PSNR", True, "PSNR per frame, peak 1, clipped prediction (exact frame: 100 dB)", "PSNR", ".2f", 10, None),
+    ("ssim", "ssim:SSIM", True, "SSIM per frame; openstl: 7x7 uniform, data_range 2; standard: Wang et al.", "SSIM", ".4f", 20, 1),
+    ("lpips", "lpips_metric:LPIPS", False, "LPIPS AlexNet v0.1 on 2x-1 (needs local AlexNet weights)", "LPIPS", ".4f", 30, 0),
 )
 
 
 @vpbench.hookimpl
 def register_metrics(register: Callable[[vpbench.MetricSpec], None]) -> None:
-    for name, target, higher, description in _METRICS:
+    for name, target, higher, description, heading, number_format, order, rank in _METRICS:
         register(
             vpbench.MetricSpec(
                 name=name,
@@ -57,5 +59,9 @@ def register_metrics(register: Callable[[vpbench.MetricSpec], None]) -> None:
                 description=description,
                 higher_is_better=higher,
                 protocols=("openstl", "standard"),
+                display_name=heading,
+                number_format=number_format,
+                column_order=order,
+                auto_select_rank=rank,
             )
         )

@@ -14,11 +14,15 @@ Examples:
   vpbench leaderboard --dataset glyphs --format csv
   vpbench leaderboard --format latex --out tables.tex
   vpbench leaderboard --records leaderboards/records --out leaderboards
+  vpbench leaderboard --format html --out site      # a static website
 
 \b
 --out DIR with --format md writes README.md, a page per dataset and the figures
-(fixed test clips per model, per-horizon PSNR/SSIM); with csv or latex it writes
+(fixed test clips per model, per-horizon curves); with csv or latex it writes
 one file per table. --out FILE writes every table into that one file.
+--format html needs --out DIR: a static site (index.html, a page per dataset and
+test set, a page per record, the fixed clips as players); relative links only,
+no network at view time, so the folder can be published as it is.
 """
 
 
@@ -34,11 +38,12 @@ def _is_dir_target(out: Path) -> bool:
     return out.is_dir() or out.suffix == ""
 
 
-def _command(records_dir: Path, out: Path, dataset: str | None, no_figures: bool) -> str:
+def _command(records_dir: Path, out: Path, dataset: str | None, no_figures: bool, fmt: str = "md") -> str:
     """The command line that produced a site, as the pages state it."""
     import shlex
 
-    parts = ["vpbench", "leaderboard", "--records", records_dir.as_posix(), "--out", out.as_posix()]
+    parts = ["vpbench", "leaderboard", *(["--format", fmt] if fmt != "md" else [])]
+    parts += ["--records", records_dir.as_posix(), "--out", out.as_posix()]
     parts += ["--dataset", dataset] if dataset else []
     parts += ["--no-figures"] if no_figures else []
     return shlex.join(parts)
@@ -47,9 +52,9 @@ def _command(records_dir: Path, out: Path, dataset: str | None, no_figures: bool
 @click.command("leaderboard", epilog=EPILOG)
 @click.option("--dataset", "-d", help="Only this dataset (default: every dataset with records or reported tables).")
 @click.option("--records", "records_dir", type=click.Path(path_type=Path), default=Path("leaderboards/records"), show_default=True, help="Folder searched recursively for <run>/record.json.")
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True, help="Output format.")
 @click.option("--out", type=click.Path(path_type=Path), help="Output FILE, or DIR for a site (md) / one file per table (csv, latex). Default: stdout.")
-@click.option("--no-figures", is_flag=True, help="Write the markdown only, not the PNG figures (faster; same tables).")
+@click.option("--no-figures", is_flag=True, help="Write the markdown only, not the PNG figures (faster; same tables; md only).")
 @click.pass_obj
 def command(app: object, dataset: str | None, records_dir: Path, fmt: str, out: Path | None, no_figures: bool) -> None:
     """Build leaderboards from run records: one table per dataset, test set and metric
@@ -60,17 +65,22 @@ def command(app: object, dataset: str | None, records_dir: Path, fmt: str, out: 
     Corrupt records are reported by name and skipped. Rows scored on different test sets
     (different data checksum, clip count or lengths) never share a table.
     """
+    from ..errors import ConfigError
     from ..leaderboard import build_board, load_records, load_reported, render_flat, write_site, write_table_files
+    from ..leaderboard.presentation import MetricStyle
+    from ..leaderboard.safety import printable
 
     site = out is not None and _is_dir_target(out)  # checked before anything is read or written
+    if fmt == "html" and not site:
+        raise ConfigError("--format html writes a website into a folder; give --out DIR (e.g. --out site)")
     loaded = load_records(records_dir, dataset)
     for path, reason in loaded.problems:
-        click.echo(f"warning: skipped record {path}: {reason}", err=True)
+        click.echo(printable(f"warning: skipped record {path}: {reason}"), err=True)
     reported = load_reported(dataset=dataset)
-    board = build_board(loaded, reported, link_base=out if site and fmt == "md" else None, dataset=dataset)
+    styles = {r.spec.name: MetricStyle.of(r.spec) for r in app.registry.metrics}  # type: ignore[attr-defined]
+    pictures = site and fmt == "md"  # the pages name the pictures even with --no-figures
+    board = build_board(loaded, reported, link_base=out if site else None, dataset=dataset, styles=styles, figures=pictures)
     if not board.datasets:
-        from ..errors import ConfigError
-
         known = sorted(set(load_records(records_dir).datasets) | {t.dataset for t in load_reported()})
         raise ConfigError(
             f"no records under {records_dir} and no reported tables for dataset {dataset!r}; "
@@ -82,6 +92,10 @@ def command(app: object, dataset: str | None, records_dir: Path, fmt: str, out: 
     if site:
         if fmt == "md":
             written = write_site(board, out, figures=not no_figures, command=_command(records_dir, out, dataset, no_figures))
+        elif fmt == "html":
+            from ..leaderboard.html import write_html_site
+
+            written = write_html_site(board, out, records_dir, board.styles, command=_command(records_dir, out, dataset, False, fmt))
         else:
             written = write_table_files(board, out, fmt)
         runs = sum(len(g.records) for db in board.datasets for g in db.groups)

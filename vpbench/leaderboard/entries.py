@@ -12,6 +12,7 @@ from typing import Any, Literal
 from ..records import MetricResult
 from .aggregate import group_name, group_rows, mean_metrics
 from .load import LoadedRecord
+from .safety import LABEL_CAP, cap
 
 __all__ = ["Entry", "entries_for"]
 
@@ -58,12 +59,17 @@ class Entry:
 
     @property
     def label(self) -> str:
+        """The row's name: model, flags and search; at most :data:`LABEL_CAP` characters plus
+        the ``[run id]`` suffix (capped too), with a visible ellipsis where cut."""
         base = self.model if self.kind == "run" else f"{self.model} (baseline)"
         if self.kind == "run":
-            base += "".join(f" ({flag})" for flag in self.flags)  # e.g. not-better-than-blank
+            base += "".join(f" ({cap(flag, 60)})" for flag in self.flags[:8])  # e.g. not-better-than-blank
+            if len(self.flags) > 8:
+                base += f" (+{len(self.flags) - 8} flags)"
             if self.trials:
                 base += f" (best of {self.trials} trial{'s' if self.trials > 1 else ''} by {self.selected_by})"
-        return base + self.suffix
+        suffix = self.suffix if len(self.suffix) <= 66 else cap(self.suffix[:-1], 65) + "]"
+        return cap(base, LABEL_CAP) + suffix
 
     @property
     def prediction_key(self) -> str:

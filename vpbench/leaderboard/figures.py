@@ -3,8 +3,8 @@ rows (as in the paper's Figures 2-3), and per-horizon PSNR/SSIM curves for all m
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,45 +14,68 @@ from ..fsutil import atomic_path
 from ..visualize import plot_per_frame, strip_image
 from .entries import Entry
 from .load import TestSet
-from .measured import metric_header, protocols_of
+from .measured import protocols_of
+from .npzread import Check, read_members
+from .presentation import Styles, ordered, style_of
 
-__all__ = ["fixed_sequence_image", "save_image", "horizon_curves", "save_per_horizon"]
+__all__ = ["FixedClips", "fixed_clips", "MAX_CLIPS", "fixed_sequence_image", "save_image", "horizon_curves", "save_per_horizon"]
 
 _PAD = 4
 _CAPTION = 16
+#: the most fixed clips a picture or an animation shows
+MAX_CLIPS = 16
 
 
-def _load(path: Path) -> dict[str, np.ndarray] | str:
-    """The arrays, or why they could not be read (a damaged file is never fatal)."""
-    if not path.is_file():
-        return "has no fixed_sequences.npz"
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        return f"has an unreadable fixed_sequences.npz ({type(exc).__name__})"
-    if "clips" not in arrays or "ids" not in arrays:
-        return "has a fixed_sequences.npz without clips/ids"
-    return arrays
+@dataclass
+class FixedClips:
+    """The fixed test clips shared by a test set's rows and each row's predictions of them."""
+
+    ids: list[int]
+    #: uint8 [N, T + S, C, H, W]
+    clips: np.ndarray
+    #: (row, uint8 [N, S, C, H, W]) in table order
+    rows: list[tuple[Entry, np.ndarray]]
 
 
-def fixed_sequence_image(test_set: TestSet, entries: Sequence[Entry]) -> tuple[Image.Image | None, list[str]]:
-    """Stack, per fixed clip: input row, ground-truth row, one row per entry's prediction.
+def _checks(test_set: TestSet, preds: Sequence[str]) -> dict[str, Check]:
+    frames, shape = test_set.context + test_set.horizon, tuple(test_set.frame_shape)
 
-    Returns the image (None when no record has fixed sequences) and notes on left-out rows.
-    """
-    T, S = test_set.context, test_set.horizon
+    def ids(s: tuple[int, ...], d: np.dtype) -> str | None:
+        return None if len(s) == 1 and 0 < s[0] <= MAX_CLIPS else f"has shape {s}, not [N <= {MAX_CLIPS}]"
+
+    def clips(s: tuple[int, ...], d: np.dtype) -> str | None:
+        ok = len(s) == 5 and 0 < s[0] <= MAX_CLIPS and s[1] == frames and s[2:] == shape and d == np.uint8
+        return None if ok else f"is {d} {s}, not uint8 [N, {frames}, {', '.join(map(str, shape))}]"
+
+    def pred(s: tuple[int, ...], d: np.dtype) -> str | None:
+        ok = len(s) == 5 and 0 < s[0] <= MAX_CLIPS and s[1:] == (test_set.horizon, *shape) and d == np.uint8
+        return None if ok else f"is {d} {s}, not uint8 [N, {test_set.horizon}, {', '.join(map(str, shape))}]"
+
+    return {"ids": ids, "clips": clips, **{p: pred for p in preds}}
+
+
+def fixed_clips(test_set: TestSet, entries: Sequence[Entry]) -> tuple[FixedClips | None, list[str]]:
+    """The fixed clips and every row's predictions of them (read with bounded memory, see
+    :mod:`.npzread`), and notes on rows left out (no file, damaged, other clips)."""
+    S = test_set.horizon
     notes: list[str] = []
+    wanted: dict[Path, list[str]] = {}
+    for e in entries:
+        wanted.setdefault(e.source.fixed_sequences, []).append(e.prediction_key)
     cache: dict[Path, dict[str, np.ndarray] | str] = {}
     ref: dict[str, np.ndarray] | None = None
-    rows: list[tuple[str, np.ndarray]] = []  # label, uint8 [N, S, C, H, W]
+    rows: list[tuple[Entry, np.ndarray]] = []
     for e in entries:
         path = e.source.fixed_sequences
         if path not in cache:
-            cache[path] = _load(path)
+            keys = sorted(set(wanted[path]))
+            cache[path] = read_members(path, _checks(test_set, keys), optional=keys) if path.is_file() else "has no fixed_sequences.npz"
         arrays = cache[path]
         if isinstance(arrays, str):
             notes.append(f"{e.label}: run {e.run_id} {arrays}")
+            continue
+        if arrays["ids"].shape[0] != arrays["clips"].shape[0]:
+            notes.append(f"{e.label}: run {e.run_id} saved {arrays['ids'].shape[0]} ids for {arrays['clips'].shape[0]} clips")
             continue
         if ref is None:
             ref = arrays
@@ -63,9 +86,23 @@ def fixed_sequence_image(test_set: TestSet, entries: Sequence[Entry]) -> tuple[I
         if pred is None or pred.shape[:2] != (ref["clips"].shape[0], S):
             notes.append(f"{e.label}: run {e.run_id} saved no usable `{e.prediction_key}`")
             continue
-        rows.append((e.label, pred))
+        rows.append((e, pred))
     if ref is None:
         return None, notes
+    return FixedClips([int(i) for i in ref["ids"].tolist()], ref["clips"], rows), notes
+
+
+def fixed_sequence_image(test_set: TestSet, entries: Sequence[Entry]) -> tuple[Image.Image | None, list[str]]:
+    """Stack, per fixed clip: input row, ground-truth row, one row per entry's prediction.
+
+    Returns the image (None when no record has fixed sequences) and notes on left-out rows.
+    """
+    T, S = test_set.context, test_set.horizon
+    fixed, notes = fixed_clips(test_set, entries)
+    if fixed is None:
+        return None, notes
+    ref = {"ids": np.array(fixed.ids), "clips": fixed.clips}
+    rows = [(e.label, pred) for e, pred in fixed.rows]
     clips = ref["clips"].astype(np.float32) / 255.0
     label_width = 8 + 6 * max(len(label) for label in ["input", "truth", *(r[0] for r in rows)])
     strips = []
@@ -92,19 +129,21 @@ def save_image(path: Path, image: Image.Image) -> None:
         image.save(tmp, format="PNG")
 
 
-def horizon_curves(entries: Sequence[Entry], metrics: Sequence[str] = ("psnr", "ssim")) -> dict[str, dict[str, list[float]]]:
-    """``curves[panel][row label] = per-frame means`` in the first protocol (openstl when present)."""
+def horizon_curves(entries: Sequence[Entry], styles: Styles, panels: int | None = 2) -> dict[str, dict[str, list[float]]]:
+    """``curves[panel][row label] = per-frame means`` in the first protocol (openstl when present),
+    one panel per metric in column order (the first ``panels``; PSNR and SSIM for first-party)."""
     protocols = protocols_of(entries)
     curves: dict[str, dict[str, list[float]]] = {}
     if not protocols:
         return curves
     protocol = protocols[0]
-    for name in metrics:
+    names = ordered({n for e in entries for n in e.metrics.get(protocol, {})}, styles)
+    for name in names[:panels]:
         for e in entries:
             res = e.metrics.get(protocol, {}).get(name)
             if res is not None:
                 arrow = "↑" if res.higher_is_better else "↓"
-                curves.setdefault(f"{metric_header(name)}{arrow} ({protocol})", {})[e.label] = res.per_frame
+                curves.setdefault(f"{style_of(name, styles).heading}{arrow} ({protocol})", {})[e.label] = res.per_frame
     return curves
 
 

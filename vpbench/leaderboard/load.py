@@ -7,6 +7,7 @@ never put in one table.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..records import RunRecord, iter_records
-from .safety import md_code, record_problem
+from .safety import md_code, printable, record_problem
 
 __all__ = ["LoadedRecord", "Loaded", "TestSet", "load_records", "group_by_test_set"]
 
@@ -95,7 +96,8 @@ def load_records(root: Path, dataset: str | None = None) -> Loaded:
     out = Loaded()
     for path, rec in iter_records(root):
         if isinstance(rec, RunRecord):
-            problem = record_problem(rec)
+            problem = record_problem(rec)  # before escaping: an escaped surrogate holds a backslash
+            rec = _encodable(rec)
             if problem is not None:
                 out.problems.append((path, f"run record {path}: {problem}"))
             elif dataset is None or rec.dataset.name == dataset:
@@ -104,6 +106,27 @@ def load_records(root: Path, dataset: str | None = None) -> Loaded:
             out.problems.append((path, str(rec)))
     out.records.sort(key=lambda r: r.sort_key)
     return out
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {printable(str(k)): _clean(v) for k, v in value.items()}
+    return value
+
+
+def _encodable(rec: RunRecord) -> RunRecord:
+    """``rec`` with every unpaired surrogate (JSON allows ``"\\udcff"``) written as its escape,
+    so that one such record cannot end a page in ``UnicodeEncodeError``."""
+    data = rec.to_json()
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return rec
+    except UnicodeEncodeError:
+        return RunRecord.model_validate(_clean(data))
 
 
 def group_by_test_set(records: Sequence[LoadedRecord]) -> list[tuple[TestSet, list[LoadedRecord]]]:

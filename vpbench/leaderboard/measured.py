@@ -9,24 +9,20 @@ from typing import Any
 
 from ..records import EXTERNAL, RunRecord
 from .entries import Entry
-from .safety import md_text
+from .presentation import MetricStyle, Styles, ordered, style_of
+from .safety import cap, md_text, portable
 from .load import TestSet
-from .table import Cell, Column, Table, fmt_float, fmt_seconds, fmt_si, mark_best
+from .table import Cell, Column, Table, fmt_seconds, fmt_si, mark_best
 
 __all__ = [
-    "METRIC_ORDER",
     "PROFILE_KEYS",
     "protocols_of",
     "metric_columns",
     "measured_table",
     "provenance",
-    "metric_header",
+    "budget_of",
 ]
 
-#: Table 2's column order; metrics not listed follow alphabetically.
-METRIC_ORDER = ("psnr", "ssim", "lpips", "mse", "mae")
-_HEADERS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "mse": "MSE", "mae": "MAE", "rmse": "RMSE"}
-_FORMATS = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f", "mse": ".2f", "mae": ".2f"}
 #: record.profile keys (as written by ``vpbench.profiling.profile_model``) read for the cost
 #: columns, first present wins. MACs (multiply-accumulates) are what OpenSTL's "FLOPs" column
 #: counts (fvcore); ``flops_per_sequence`` counts a multiply-add as 2 and is halved.
@@ -37,21 +33,14 @@ PROFILE_KEYS = {
 }
 
 
-def metric_header(name: str) -> str:
-    return _HEADERS.get(name, name.upper())
-
-
-def _fmt_metric(name: str, value: float) -> str:
-    return fmt_float(value, _FORMATS.get(name, ".4g"))
-
-
 def protocols_of(entries: Sequence[Entry]) -> list[str]:
     found = {p for e in entries for p in e.metrics}
     return sorted(found, key=lambda p: (p != "openstl", p))
 
 
-def metric_columns(entries: Sequence[Entry], protocol: str) -> list[Column]:
-    """Metric columns in Table 2's order, arrows from the records' ``higher_is_better``.
+def metric_columns(entries: Sequence[Entry], protocol: str, styles: Styles) -> list[Column]:
+    """Metric columns in their registered order (first-party: Table 2's), headed by their
+    registered names, arrows from the records' ``higher_is_better``.
 
     A metric whose direction differs between records gets no direction (hence no best mark).
     """
@@ -63,12 +52,11 @@ def metric_columns(entries: Sequence[Entry], protocol: str) -> list[Column]:
         if e.kind == "run":
             for name in e.source.record.unavailable_metrics:
                 directions.setdefault(name, set())
-    names = sorted(directions, key=lambda n: (METRIC_ORDER.index(n) if n in METRIC_ORDER else len(METRIC_ORDER), n))
     cols = []
-    for n in names:
+    for n in ordered(set(directions), styles):
         d = directions[n]
         note = " (direction disagrees)" if len(d) > 1 else ""
-        cols.append(Column(n, metric_header(n) + note, next(iter(d)) if len(d) == 1 else None, numeric=True))
+        cols.append(Column(n, style_of(n, styles).heading + note, next(iter(d)) if len(d) == 1 else None, numeric=True))
     return cols
 
 
@@ -86,9 +74,14 @@ def _hardware(rec: RunRecord) -> str:
     hw = rec.hardware
     device = str(hw.get("device", "?"))
     if device.startswith("cuda"):
-        return f"GPU: {hw.get('gpu', device)}"
+        return cap(f"GPU: {hw.get('gpu', device)}", 120)
     threads = hw.get("torch_threads")
-    return f"CPU: {hw.get('cpu', 'unknown')}" + (f", {threads} threads" if threads else "")
+    return cap(f"CPU: {hw.get('cpu', 'unknown')}" + (f", {threads} threads" if threads else ""), 120)
+
+
+def budget_of(e: Entry) -> str:
+    """The row's training budget in words."""
+    return _budget(e)[0]
 
 
 def _budget(e: Entry) -> tuple[str, int | None, int | None]:
@@ -119,19 +112,20 @@ def _run_cell(e: Entry, link_base: Path | None) -> tuple[str, str | list[tuple[s
     return text, Path(os.path.relpath(e.source.path, link_base)).as_posix()
 
 
-def _metric_cell(e: Entry, protocol: str, metric: str) -> str:
+def _metric_cell(e: Entry, protocol: str, metric: str, style: MetricStyle) -> str:
     """``mean``, or ``mean ± std`` for a row of several seeds (std: sample, n - 1)."""
     res = e.metrics.get(protocol, {}).get(metric)
     if res is None:
         return "n/a" if e.unavailable(metric) else "—"
     std = e.spread.get(protocol, {}).get(metric)
     if e.n > 1 and std is not None:
-        return f"{_fmt_metric(metric, res.mean)} ± {_fmt_metric(metric, std)}"
-    return _fmt_metric(metric, res.mean)
+        return f"{style.fmt(res.mean)} ± {style.fmt(std)}"
+    return style.fmt(res.mean)
 
 
-def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, link_base: Path | None = None) -> Table:
-    metrics = metric_columns(entries, protocol)
+def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, link_base: Path | None = None, styles: Styles | None = None) -> Table:
+    styles = {} if styles is None else styles
+    metrics = metric_columns(entries, protocol, styles)
     has_macs = any(_profile_value(e.profile, "macs") is not None for e in entries)
     has_fps = any(_profile_value(e.profile, "throughput") is not None for e in entries)
     seeds = any(e.n > 1 for e in entries)  # rows of several seeds: mean ± std, and their count
@@ -167,7 +161,7 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
             raw[col.key] = res.mean if res is not None else None
             if e.n > 1:
                 raw[f"{col.key}_std"] = e.spread.get(protocol, {}).get(col.key)
-            shown[col.key] = _metric_cell(e, protocol, col.key)
+            shown[col.key] = _metric_cell(e, protocol, col.key, style_of(col.key, styles))
         params = rec.params_total if e.kind == "run" and rec.model.package != EXTERNAL else None
         macs, fps = _profile_value(e.profile, "macs"), _profile_value(e.profile, "throughput")
         raw.update(params=params, macs=macs, throughput=fps, budget=budget, steps=steps, batch_size=batch)
@@ -195,7 +189,7 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
         links=links,
         multi_links=multi,
     )
-    mark_best(table, _fmt_metric)
+    mark_best(table, lambda key, value: style_of(key, styles).fmt(value))
     return table
 
 
@@ -207,8 +201,14 @@ def is_generated(info: dict[str, Any]) -> bool:
 
 
 def provenance(records: Sequence[RunRecord]) -> str:
-    """One line on where the test clips come from, from the first record's ``data_info``."""
+    """One markdown line on where the test clips come from, from the first record's ``data_info``."""
     info = records[0].data_info if records else {}
+    label = "**Generated test set** (not a published test set): " if is_generated(info) else "Test set: "
+    return label + md_text(provenance_text(info))
+
+
+def provenance_text(info: dict[str, Any]) -> str:
+    """Where the test clips come from, as plain text: capped, without local paths."""
     parts: list[str] = []
     test = info.get("test")
     if isinstance(test, dict) and isinstance(test.get("source"), str):
@@ -225,5 +225,4 @@ def provenance(records: Sequence[RunRecord]) -> str:
             parts.append(f"{key} {info[key]}")
     if not parts:
         parts.append("the dataset plugin gave no provenance (data_info is empty)")
-    label = "**Generated test set** (not a published test set): " if is_generated(info) else "Test set: "
-    return label + md_text("; ".join(parts))
+    return cap(portable("; ".join(str(p) for p in parts)))

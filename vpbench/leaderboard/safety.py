@@ -25,7 +25,17 @@ __all__ = [
     "md_link",
     "csv_value",
     "inside",
+    "cap",
+    "printable",
+    "portable",
+    "TEXT_CAP",
+    "LABEL_CAP",
 ]
+
+#: the longest free text (provenance, hardware, a command) a page shows; longer text ends in "…"
+TEXT_CAP = 400
+#: the longest row label (model and its flags) a table or a figure shows
+LABEL_CAP = 80
 
 #: dataset, model, protocol and metric names: a letter or digit, then letters, digits, . _ + -
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -63,9 +73,39 @@ def record_problem(rec: RunRecord) -> str | None:
     return None
 
 
+def printable(text: str) -> str:
+    """``text`` that encodes as UTF-8: an unpaired surrogate (a file name that was not UTF-8,
+    e.g. ``\\udcff``) is written as its escape, never fatal to the page."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def cap(text: str, limit: int = TEXT_CAP) -> str:
+    """At most ``limit`` characters; a longer text is cut with a visible ellipsis."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+#: an absolute local path inside free text: /a/b, ~/a, C:\a (not "n/a" or "seq/s")
+_ABS_PATH = re.compile(r"(?<![\w.~/\\])(?:~?/|[A-Za-z]:[\\/])[^\s;,()'\"<>|`]*")
+
+
+def portable(text: str) -> str:
+    """Free text with every absolute local path replaced by its last component
+    (``/work/data/mnist/t10k.gz`` -> ``t10k.gz``): no page names the machine a record came from."""
+
+    def last(m: re.Match[str]) -> str:
+        parts = [p for p in re.split(r"[\\/]", m.group(0)) if p and p != "~" and not p.endswith(":")]
+        return parts[-1] if parts else "…"
+
+    return _ABS_PATH.sub(last, text)
+
+
 def one_line(text: str) -> str:
-    """Control characters (newlines, tabs, escapes) become spaces."""
-    return _CONTROL.sub(" ", text)
+    """Control characters (newlines, tabs, escapes) become spaces; unpaired surrogates their escapes."""
+    return _CONTROL.sub(" ", printable(text))
 
 
 def md_text(text: str) -> str:
@@ -81,7 +121,7 @@ def md_code(text: str) -> str:
 
 def md_link(label: str, target: str) -> str:
     """A markdown link to a relative path; the path is percent-encoded (spaces work, no scheme)."""
-    return f"[{md_text(label)}]({quote(target, safe='/')})"
+    return f"[{md_text(label)}]({quote(target, safe='/', errors='surrogateescape')})"
 
 
 def csv_value(value: object) -> object:

@@ -19,12 +19,13 @@ from .figures import fixed_sequence_image, horizon_curves, save_image, save_per_
 from .load import Loaded, LoadedRecord, TestSet, group_by_test_set
 from .measured import is_generated, measured_table, protocols_of, provenance
 from .reported import ReportedTable, reported_table
-from .safety import inside, md_code, md_text
+from .presentation import Styles, styles_from_registry
+from .safety import cap, inside, md_code, md_text, portable, printable
 from .table import Table, to_frame, to_latex, to_markdown
 
 __all__ = ["Board", "DatasetBoard", "GroupBoard", "build_board", "write_site", "render_flat", "write_table_files", "FORMATS"]
 
-FORMATS = ("md", "csv", "latex")
+FORMATS = ("md", "csv", "latex", "html")
 #: the command that regenerates the committed leaderboards
 DEFAULT_COMMAND = "vpbench leaderboard --records leaderboards/records --out leaderboards"
 
@@ -87,6 +88,8 @@ class Board:
     datasets: list[DatasetBoard]
     #: (path relative to the output where possible, reason)
     problems: list[tuple[str, str]]
+    #: how each metric column looks (from the metric registrations)
+    styles: Styles = field(default_factory=dict)
 
 
 def _rel(path: Path, base: Path | None) -> str:
@@ -95,8 +98,19 @@ def _rel(path: Path, base: Path | None) -> str:
     return Path(os.path.relpath(path, base)).as_posix()
 
 
-def build_board(loaded: Loaded, reported: list[ReportedTable], link_base: Path | None = None, dataset: str | None = None) -> Board:
-    """Everything the renderers need. ``link_base``: folder the output's links are relative to."""
+def build_board(
+    loaded: Loaded,
+    reported: list[ReportedTable],
+    link_base: Path | None = None,
+    dataset: str | None = None,
+    styles: Styles | None = None,
+    figures: bool = True,
+) -> Board:
+    """Everything the renderers need. ``link_base``: folder the output's links are relative to;
+    ``styles``: metric presentation (default: from the installed metric plugins); ``figures``:
+    whether to draw the fixed-clip pictures (tables alone do not need them)."""
+    if styles is None:
+        styles = styles_from_registry()
     names = sorted(set(loaded.datasets) | {t.dataset for t in reported})
     if dataset is not None:
         names = [n for n in names if n == dataset]
@@ -106,17 +120,17 @@ def build_board(loaded: Loaded, reported: list[ReportedTable], link_base: Path |
         records = [r for r in loaded.records if r.record.dataset.name == name]
         for i, (ts, group) in enumerate(group_by_test_set(records)):
             entries = entries_for(group)
-            tables = [(p, measured_table(ts, entries, p, link_base)) for p in protocols_of(entries)]
-            image, notes = fixed_sequence_image(ts, entries)
+            tables = [(p, measured_table(ts, entries, p, link_base, styles)) for p in protocols_of(entries)]
+            image, notes = fixed_sequence_image(ts, entries) if figures else (None, [])
             letter = chr(ord("A") + i) if i < 26 else f"Z{i}"
-            db.groups.append(GroupBoard(letter, ts, group, entries, tables, image, notes, horizon_curves(entries)))
+            db.groups.append(GroupBoard(letter, ts, group, entries, tables, image, notes, horizon_curves(entries, styles)))
         db.reported = [(t, reported_table(t)) for t in reported if t.dataset == name]
         boards.append(db)
     problems = []
     for path, reason in loaded.problems:
         rel = _rel(path, link_base)
-        problems.append((rel, reason.replace(str(path), rel)))
-    return Board(boards, problems)
+        problems.append((portable(printable(rel)), cap(portable(printable(reason.replace(str(path), rel))))))
+    return Board(boards, problems, dict(styles))
 
 
 # ----------------------------------------------------------------------------- markdown site
