@@ -33,7 +33,7 @@ class PhyCell(nn.Module):
 
     def forward(self, x: Tensor, h: Tensor) -> Tensor:
         gain = torch.sigmoid(self.gate(torch.cat([x, h], dim=1)))
-        h_tilde = h + self.out_phi(self.norm_phi(self.conv_phi(h)))
+        h_tilde: Tensor = h + self.out_phi(self.norm_phi(self.conv_phi(h)))
         return h_tilde + gain * (x - h_tilde)
 
 

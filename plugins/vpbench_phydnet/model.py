@@ -54,6 +54,8 @@ class PhyDNet(vpbench.VideoModel):
         lr: float | None = Field(None, gt=0, description="Adam learning rate of the stage; none uses train.lr")
 
     config: Config
+    moment_m: Tensor  # M [7, 7] (float64), a buffer
+    moment_target: Tensor  # Δ [49, 7, 7], a buffer
 
     def __init__(self, config: Config, frame_shape: vpbench.FrameShape, context: int, horizon: int) -> None:
         super().__init__(config, frame_shape, context, horizon)
