@@ -19,6 +19,7 @@ Usage (the reference source from a checkout or a bare git mirror of chengtan9907
 needs numpy and scipy)::
 
     .venv/bin/python benchmarks/parity_phydnet_mau.py /work/.mirror/chengtan9907+OpenSTL/repo
+    .venv/bin/python benchmarks/parity_phydnet_mau.py MIRROR --rev OpenSTLv0.3.0 --dry-run   # the v0.3.0 code
     .venv/bin/python benchmarks/parity_phydnet_mau.py --check      # recompute from the fixtures only
 
 Writes ``tests/fixtures/zoo/{phydnet,mau,mau-recall}.pt`` (tensors only; loaded with
@@ -134,20 +135,24 @@ def ours_outputs(case: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the reference
 
 
-def _source(openstl: Path, rel: str) -> str:
-    if (openstl / rel).is_file():
+def _source(openstl: Path, rel: str, rev: str | None) -> str:
+    if rev is None and (openstl / rel).is_file():
         return (openstl / rel).read_text()
-    return subprocess.run(["git", "-C", str(openstl), "show", f"HEAD:{rel}"], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(openstl), "show", f"{rev or 'HEAD'}:{rel}"], check=True, capture_output=True, text=True
+    ).stdout
 
 
-def _commit(openstl: Path) -> str:
+def _commit(openstl: Path, rev: str | None) -> str:
     try:
-        return subprocess.run(["git", "-C", str(openstl), "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(openstl), "rev-parse", rev or "HEAD"], check=True, capture_output=True, text=True
+        ).stdout.strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"
 
 
-def load_reference(openstl: Path) -> types.SimpleNamespace:
+def load_reference(openstl: Path, rev: str | None = None) -> types.SimpleNamespace:
     """Exec OpenSTL's four model files in a stand-in ``openstl`` package (no install, no timm)."""
     pkg = types.ModuleType("openstl")
     mods = types.ModuleType("openstl.modules")
@@ -161,7 +166,7 @@ def load_reference(openstl: Path) -> types.SimpleNamespace:
         ("mau_model", "openstl/models/mau_model.py"),
     ]:
         mod = types.ModuleType(f"openstl_ref.{name}")
-        exec(compile(_source(openstl, rel), rel, "exec"), mod.__dict__)  # noqa: S102 - the reference code, read-only
+        exec(compile(_source(openstl, rel, rev), rel, "exec"), mod.__dict__)  # noqa: S102 - the reference code, read-only
         ns[name] = mod
         if name.endswith("modules"):
             for attr, value in vars(mod).items():
@@ -245,7 +250,7 @@ def reference_outputs(case: str, ref: types.SimpleNamespace) -> dict[str, Any]:
         cfg = types.SimpleNamespace(
             in_shape=(t, c, h, w), patch_size=1, tau=over["tau"], cell_mode=over.get("cell_mode", "normal"),
             model_mode=over.get("model_mode", "normal"), sr_size=over["sr_size"], filter_size=over["filter_size"],
-            stride=1, total_length=t + s, pre_seq_length=t,
+            stride=1, total_length=t + s, pre_seq_length=t, device="cpu",
         )
         model = ref.mau_model.MAU_Model(over["num_layers"], [over["hidden"]] * over["num_layers"], cfg)
         copy_weights(ours, model, _MAU_MAP)
@@ -291,6 +296,8 @@ def _fixture_path(case: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("openstl", nargs="?", type=Path, help="OpenSTL checkout or bare git mirror")
+    parser.add_argument("--rev", help="git revision of the reference (default: the checkout's files, else HEAD)")
+    parser.add_argument("--dry-run", action="store_true", help="compare with the reference, write no fixtures")
     parser.add_argument("--check", action="store_true", help="compare our outputs with the committed fixtures only")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -302,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.openstl is None:
         parser.error("give the OpenSTL source (checkout or git mirror), or --check")
-    ref = load_reference(args.openstl)
+    ref = load_reference(args.openstl, args.rev)
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    commit = _commit(args.openstl)
+    commit = _commit(args.openstl, args.rev)
     worst = 0.0
     for case in CASES:
         print(f"{case}:")
@@ -315,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  losses (ours / OpenSTL): " + ", ".join(
             f"{k} {float(ours[k]):.6f} / {float(reference[k]):.6f}" for k in reference if k.startswith("loss")))
         print(f"  max abs diff ours vs OpenSTL {commit[:12]}: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+        if args.dry_run:
+            continue
         fixture = {"reference": compact(reference), "weight_sum": ours["weight_sum"]}
         path = _fixture_path(case)
         tmp = path.with_suffix(".tmp")
