@@ -264,6 +264,7 @@ for f in profile.csv profile.md; do [ -f "$WORK/profile/$f" ] && cp "$WORK/profi
 } > "$OUTDIR/summary.md"
 echo
 cat "$OUTDIR/summary.md"
-[ "$KEEP" = 1 ] && echo "work folder kept: $WORK" || rm -rf "$WORK"
-if grep -qvP '\t(ok|skipped|not asked)\t' "$STATUS"; then exit 1; fi
-exit 0
+rc=0
+grep -qvP '\t(ok|skipped|not asked)\t' "$STATUS" && rc=1  # a part failed or timed out
+if [ "$KEEP" = 1 ]; then echo "work folder kept: $WORK"; else rm -rf "$WORK"; fi
+exit "$rc"
