@@ -42,6 +42,10 @@ NONDETERMINISTIC = "does not have a deterministic implementation"
 RUNS = [pytest.param("cpu", TRAINABLE[0], id=f"cpu-{TRAINABLE[0]}")] + [
     pytest.param("cuda", m, id=f"cuda-{m}", marks=CUDA.marks) for m in TRAINABLE
 ]
+#: the same, all in float32, plus one fp16 run on CUDA, whose loss scale must survive the resume
+RESUMES = [pytest.param(*p.values, "off", id=p.id, marks=p.marks) for p in RUNS] + [
+    pytest.param("cuda", TRAINABLE[0], "fp16", id=f"cuda-{TRAINABLE[0]}-fp16", marks=CUDA.marks)
+]
 
 
 def _sets(model: str, steps: int, extra: list[str] = ()) -> list[str]:  # type: ignore[assignment]
@@ -115,11 +119,11 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, steps: int) -> None:
     monkeypatch.setattr(train_module, "train_batches", batches)
 
 
-@pytest.mark.parametrize("device,model", RUNS)
-def test_resumed_run_equals_uninterrupted_run(registry, tmp_path, monkeypatch, device, model):
+@pytest.mark.parametrize("device,model,amp", RESUMES)
+def test_resumed_run_equals_uninterrupted_run(registry, tmp_path, monkeypatch, device, model, amp):
     from vpbench.engine.train import RunInterrupted
 
-    sets = _sets(model, 6)
+    sets = _sets(model, 6, [f"train.amp={amp}"] if amp != "off" else [])  # (YAML reads a bare off as False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         straight = _run(registry, model, tmp_path / "a", device, sets)
@@ -133,6 +137,8 @@ def test_resumed_run_equals_uninterrupted_run(registry, tmp_path, monkeypatch, d
         assert ("cuda" in saved["rng"]) == HAS_CUDA
         if HAS_CUDA:
             assert len(saved["rng"]["cuda"]) == torch.cuda.device_count()
+        # so does the fp16 loss scaler's state (a float32 run has none)
+        assert (saved["scaler"] is not None) == (amp == "fp16" and device == "cuda")
         req = RunRequest(model=None, dataset=None, out=tmp_path / "b", resume=True, device=device, progress=False,
                          compare=("blank",))  # fmt: skip
         resumed, _ = execute_run(req, registry, echo=lambda s: None)
