@@ -11,16 +11,17 @@
 #   install  pydantic and lpips from .whl/ when missing (pip --no-index --target), and
 #            vpbench itself with its entry points when missing (pip -e, or a metadata shim) (60)
 #   tests    pytest -m cuda tests/test_cuda.py: seeded determinism and exact resume on CUDA,
-#            bf16/fp16 training, every metric equal on GPU and CPU (--device cpu: the whole
+#            bf16/fp16 training (and an fp16 resume), every metric equal on GPU and CPU (--device cpu: the whole
 #            file, whose CPU variants exercise the same code) (130 / 240)
 #   profile  benchmarks/device_profile.py: `vpbench profile` of every registered model on
 #            Moving-MNIST at batch 16, beside OpenSTL's published V100 speed (110 / 240)
 #   runs     benchmarks/device_runs.py: a short Moving-MNIST run of every trained model,
-#            records included (150 / 300)
+#            records included (what the parts before it left of 470 s, 60 to 300)
 #   bench    `vpbench bench --gpus-per-run 1` on the tiny glyphs suite: only where Ray is
 #            installed and a GPU is used; Ray (a 79 MB wheel) does not fit the 64 MiB carried (60)
-# On a GPU the limits add up to 60 + 30 + 130 + 110 + 150 = 480 s: 8 minutes at the very worst
-# (without Ray; the profile and runs parts share their time out among the models).
+# On a GPU the parts take at most 470 s together, under 8 minutes even when every part runs to
+# its limit (without Ray); install and env usually take seconds, which the runs then get. The
+# profile and runs parts share their time out among the models.
 #
 # OUTDIR (default $OUT, the device tool's folder that comes back) receives at most 8 files, as
 # the device tool returns them: summary.md (printed at the end too), device_check.log
@@ -83,6 +84,7 @@ LOG=$OUTDIR/device_check.log
 STATUS=$WORK/parts.tsv
 : > "$LOG"; : > "$STATUS"
 START=$(date +%s)
+SECONDS=0
 
 export PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8}
 [ "$DEVICE" = cpu ] && export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -109,6 +111,7 @@ part() {
 }
 skip() { say ""; say "=== $1: skipped: $2"; printf '%s\tskipped\t0\t%s\n' "$1" "$2" >> "$STATUS"; }
 tiny() { if [ "$TINY" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+TOTAL=$(tiny 470 1200)  # seconds for all parts; the runs part gets what the others leave
 
 # ------------------------------------------------------------------------------ parts
 env_facts() {
@@ -205,7 +208,7 @@ if [ "$cuda_ok" = 0 ]; then
 else
     part tests "$(tiny 130 240)" "CUDA determinism, resume, bf16/fp16, metric parity (pytest tests/test_cuda.py)" -- tests
     prof=(--device "$DEVICE" --out "$WORK/profile" --budget "$(tiny 100 220)")
-    runs=(--device "$DEVICE" --out "$WORK/runs" --data-root "$VPBENCH_DATA" --budget "$(tiny 140 280)")
+    runs=(--device "$DEVICE" --out "$WORK/runs" --data-root "$VPBENCH_DATA")
     [ "$TINY" = 1 ] && { prof+=(--tiny); runs+=(--tiny --cap 100); }
     trained=""
     if [ -n "$MODELS" ]; then
@@ -219,8 +222,10 @@ print(','.join(m for m in sys.argv[1].split(',') if m in r.models and r.models.g
     if [ -n "$MODELS" ] && [ -z "$trained" ]; then
         skip runs "no trainable model among --models $MODELS"
     else
-        part runs "$(tiny 150 300)" "short Moving-MNIST run of every trained model, records" -- \
-            "$PYTHON" benchmarks/device_runs.py "${runs[@]}"
+        # the runs get what the earlier parts left of the total (at least 60 s, at most 300 s)
+        limit=$(( TOTAL - SECONDS - 15 )); [ "$limit" -gt 300 ] && limit=300; [ "$limit" -lt 60 ] && limit=60
+        part runs "$limit" "short Moving-MNIST run of every trained model, records" -- \
+            "$PYTHON" benchmarks/device_runs.py "${runs[@]}" --budget $((limit - 10))
     fi
     if [ "$DEVICE" != cuda ]; then
         skip bench "--gpus-per-run needs a GPU (on CPU, tests/test_bench.py covers vpbench bench)"
