@@ -116,7 +116,11 @@ TOTAL=$(tiny 470 1200)  # seconds for all parts; the runs part gets what the oth
 # ------------------------------------------------------------------------------ parts
 env_facts() {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)   host: $(hostname)   cores: $(nproc)"
-    echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo 'no git')$(git diff --quiet HEAD 2>/dev/null || echo ' (uncommitted changes)')"
+    if git rev-parse --short HEAD >/dev/null 2>&1; then
+        echo "git: $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (uncommitted changes)')"
+    else
+        echo "git: none in this copy of the working tree (records will have no commit: note the one that was sent)"
+    fi
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     "$PYTHON" - <<'EOF'
 import importlib, importlib.metadata as md, platform, sys
