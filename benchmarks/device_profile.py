@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="folder for profile.csv, profile.md and raw/ outputs")
     ap.add_argument("--tiny", action="store_true", help="tiny variants at batch 2, one repeat (a CPU rehearsal)")
     ap.add_argument("--repeats", type=int, default=3, help="timed forward passes after one warm-up (default 3)")
+    ap.add_argument("--batch-size", type=int, default=OPENSTL_BATCH,
+                    help=f"sequences per timed call (default {OPENSTL_BATCH}, OpenSTL's; --tiny: 2)")  # fmt: skip
     ap.add_argument("--budget", type=float, default=100.0,
                     help="seconds for all models together (default 100); each model may take what is left, at most "
                     "--cap, less 8 s for each model still to come")  # fmt: skip
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     raw.mkdir(parents=True, exist_ok=True)
     empty = args.out / "empty.yaml"
     empty.write_text("# no overrides: the tiny variant's --set values only\n")
-    batch = 2 if args.tiny else OPENSTL_BATCH
+    batch = 2 if args.tiny else args.batch_size
     repeats = 1 if args.tiny else args.repeats
     rows: list[dict[str, object]] = []
     todo = models(args.models.split(",") if args.models else None)
@@ -147,7 +149,7 @@ def markdown(rows: list[dict[str, object]], device: str, batch: int, repeats: in
     else:
         head += (
             "OpenSTL's columns are its published Moving-MNIST model zoo (params, fvcore GMACs at batch 1, FPS = "
-            "sequences/s on a **V100** at batch 16, its own timing). **The GPUs differ**: the ratio is this GPU's "
+            "sequences/s on a **V100** at batch 16, its own timing). **The GPUs differ**: the ratio is this device's "
             "sequences/s over the V100 figure, a check of the order of magnitude, not a speed-up of vpbench.\n\n"
         )
     lines = ["| model | status | params | GMACs/seq | seq/s | peak MB | OpenSTL row | its params | its GMACs | V100 seq/s | ratio |",
@@ -159,7 +161,7 @@ def markdown(rows: list[dict[str, object]], device: str, batch: int, repeats: in
             f"{_num(macs / 1e9 if isinstance(macs, (int, float)) else None, '.2f')} | {_num(r.get('throughput_seq_per_s'), ',.1f')} | "
             f"{_num(r.get('peak_memory_mb'), ',.0f')} | {r.get('openstl_row', '-')} | "
             f"{_num(r.get('openstl_params'), ',.0f')} | {_num(r.get('openstl_gmacs'), '.1f')} | "
-            f"{_num(r.get('openstl_v100_seq_per_s'), '.0f')} | {_num(r.get('ratio_to_v100'), '.2f')} |"
+            f"{_num(r.get('openstl_v100_seq_per_s'), '.0f')} | {_num(r.get('ratio_to_v100'), '.3g')} |"
         )
     return head + "\n".join(lines) + "\n"
 
