@@ -192,8 +192,11 @@ def _frames() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("name,protocol", METRICS)
 @pytest.mark.parametrize("device", DEVICES)
-def test_metric_on_device_equals_per_clip_cpu_values(device, name, protocol):
+def test_metric_on_device_equals_per_clip_cpu_values(device, name, protocol, monkeypatch):
     """CPU variant: batching does not change a metric; CUDA variant: neither does the GPU (1e-5)."""
+    weights = Path(os.environ.get("VPBENCH_TEST_DATA", "/nonexistent")) / "weights" / "alexnet_features-7be5be79.pth"
+    if not os.environ.get("VPBENCH_LPIPS_WEIGHTS") and weights.is_file():
+        monkeypatch.setenv("VPBENCH_LPIPS_WEIGHTS", str(weights))  # the test data's AlexNet, as CI has it
     bound, unavailable = build_metrics(_REGISTRY, [name], [protocol])
     if not bound:
         pytest.skip(f"metric {name} unavailable here: {unavailable.get(name)}")
