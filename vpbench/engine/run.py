@@ -27,7 +27,7 @@ from .evaluate import Predictor, evaluate
 from .guards import check_compare, check_run_dir, check_test_split, check_trainable
 from .preflight import preflight_run
 from .recording import baseline_predictors, build_record, count_params, profile_if, write_pictures
-from .rng import seed_everything
+from .rng import deterministic_kernels, seed_everything
 from .rundir import run_lock
 from .selection import resolve_select_metric
 from .threads import apply_threads
@@ -189,6 +189,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     )
 
     seed_everything(cfg.seed)
+    deterministic_kernels(device)
     dataset = build_dataset(registry, res.dataset, cfg.dataset, data_root, cfg.seed)
     dataset.check()
     shape = dataset.frame_shape

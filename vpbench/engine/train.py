@@ -144,6 +144,8 @@ class Trainer:
         self.last = ckpt_dir / "last.pt"
         self.best = ckpt_dir / "best.pt"
         self.val_split = dataset.split("val") if select is not None else None
+        #: the running stage's fp16 loss scaler: its scale is part of the state a resume restores
+        self._scaler: torch.amp.GradScaler | None = None
 
     # ----------------------------------------------------------------- checkpoints
     def _payload(self, state: TrainState, opt: torch.optim.Optimizer | None, rng: dict[str, Any]) -> dict[str, Any]:
@@ -154,6 +156,7 @@ class Trainer:
             "optimizer": opt.state_dict() if opt is not None else None,
             "train_state": state.__dict__,
             "rng": rng,
+            "scaler": self._scaler.state_dict() if self._scaler is not None and self._scaler.is_enabled() else None,
         }
 
     def _save_last(self, state: TrainState, opt: torch.optim.Optimizer | None, rng: dict[str, Any]) -> None:
@@ -254,12 +257,14 @@ class Trainer:
         opt = torch.optim.Adam(params, lr=lr) if params else None
         if opt is not None and stage.on_optimizer is not None:
             stage.on_optimizer(opt)
-        scaler = torch.amp.GradScaler("cuda", enabled=self.cfg.amp == "fp16" and self.device.type == "cuda")
+        scaler = self._scaler = torch.amp.GradScaler("cuda", enabled=self.cfg.amp == "fp16" and self.device.type == "cuda")
         resuming = payload is not None and state.stage_step > 0
         if payload is not None:
             try:
                 if resuming and opt is not None and payload.get("optimizer") is not None:
                     opt.load_state_dict(payload["optimizer"])
+                if resuming and scaler.is_enabled() and payload.get("scaler"):
+                    scaler.load_state_dict(payload["scaler"])
                 restore_rng(payload["rng"])
             except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
                 raise CheckpointError(
