@@ -171,6 +171,41 @@ def test_check_lets_a_crash_through_with_its_traceback_when_asked(
     assert any("vpbench_broken_metric" in str(entry.path) for entry in crash.traceback)
 
 
+HOOK_INIT = '''
+import vpbench
+
+@vpbench.hookimpl
+def register_metrics(register):
+    register(vpbench.MetricSpec(name="half-spec", target="vpbench_broken_hook:X",
+                                description="higher_is_better forgotten"))
+'''
+
+
+@pytest.fixture
+def broken_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An installed package whose register_metrics hook raises (a spec built without a required field)."""
+    pkg = tmp_path / "site" / "vpbench_broken_hook"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent(HOOK_INIT))
+    yield from install(monkeypatch, tmp_path / "site", {"vpbench-broken-hook": "[vpbench]\nbroken_hook = vpbench_broken_hook\n"})
+
+
+def test_a_registration_hook_that_crashes_leaves_only_that_plugin_out(
+    broken_hook: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["run", "--model", "copy-last", "--dataset", "glyphs", "--out", str(tmp_path / "r"), "--no-progress",
+          "--compare", "none", *[a for s in TINY for a in ("--set", s)]])
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "broken_hook" in line]
+    line = _line(textwrap.dedent(HOOK_INIT), r"register\(vpbench\.MetricSpec")
+    assert len(warnings) == 1 and re.search(
+        r"^warning: plugin 'broken_hook' is broken and was left out: register_metrics raised TypeError: .*"
+        rf"higher_is_better.* \(at __init__\.py:{line}\)", warnings[0]), err
+    assert (tmp_path / "r" / "record.json").is_file()
+    main(["plugins"])
+    assert "register_metrics raised TypeError" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------- predict keeps the aspect ratio
 
 

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownPluginError
+from .errors import PluginError, UnknownPluginError, VpbenchError
 from .specs import DatasetSpec, MetricSpec, ModelSpec
 
 __all__ = [
@@ -277,6 +277,7 @@ class Registry:
         for impl in caller.get_hookimpls():
             plugin_name = impl.plugin_name
             package = self._package_of(impl.plugin)
+            staged: list[Registered[Any]] = []
 
             def register(spec: Any, _plugin: str = plugin_name, _package: str = package) -> None:
                 if not isinstance(spec, spec_type):
@@ -284,10 +285,23 @@ class Registry:
                         f"plugin {_plugin!r} passed {type(spec).__name__} to {hook}; "
                         f"expected vpbench.{spec_type.__name__}"
                     )
-                table.add(Registered(spec, _plugin, _package))
+                staged.append(Registered(spec, _plugin, _package))
 
             kwargs: dict[str, Callable[..., None]] = {"register": register}
-            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            try:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except VpbenchError:
+                raise
+            # The plugin's own hook code may raise anything (a spec built with a wrong argument):
+            # what this hook registers is left out and the other plugins work.
+            except Exception as exc:
+                broken = getattr(self.pm, "broken", None)
+                if not isinstance(broken, dict):
+                    raise
+                broken[plugin_name] = f"{hook} raised {fault_line(exc)}; what it registers is left out"
+                continue
+            for item in staged:
+                table.add(item)
 
 
 def get_registry(plugins: Iterable[object] = (), *, load_entry_points: bool = True) -> Registry:
