@@ -117,6 +117,17 @@ def test_broken_metrics_nobody_asked_for_are_skipped_with_one_warning_each(broke
         assert {"mse", "psnr", "ssim"} <= scored and not scored & {"bad-crash", "bad-import"}
 
 
+def test_eval_of_a_finished_run_also_leaves_a_broken_metric_out(
+    broken: None, copy_last_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    main(["eval", "--run", str(copy_last_run), "--out", str(tmp_path / "re"), "--device", "cpu", "--no-progress",
+          "--compare", "none"])
+    out = capsys.readouterr().out
+    assert sum("warning: metric 'bad-crash'" in line and "left out" in line for line in out.splitlines()) == 1, out
+    assert (tmp_path / "re" / "record.json").is_file()
+
+
 @pytest.mark.parametrize("metric, fault", [
     ("bad-crash", r"per_frame raised ZeroDivisionError: float division by zero \(at metric\.py:\d+\)"),
     ("bad-import", r"ModuleNotFoundError: No module named 'a_module_that_does_not_exist' \(at missing\.py:3\)"),
