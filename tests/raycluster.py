@@ -104,7 +104,7 @@ class Cluster:
 
     def start(self) -> None:
         self._start("head", ["--head", "--port", str(self.port), "--include-dashboard=false", "--temp-dir", self.temp])
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # an upper bound for a loaded machine, not a wait
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -160,7 +160,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             c.start()
             ray.init(address=c.address, log_to_driver=False)
             try:
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 300  # an upper bound for a loaded machine, not a wait
                 while alive_nodes() < 2:
                     assert time.monotonic() < deadline, "the worker node did not join"
                     time.sleep(0.5)

@@ -17,7 +17,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -191,9 +190,9 @@ def second_writer(ctx: Ctx) -> list[str]:
     """Another process holds the run directory's lock (as a running `vpbench run` does)."""
     (ctx.work / "r").mkdir()
     code = (
-        "import os, sys, time; from filelock import FileLock; "
+        "import os, signal, sys; from filelock import FileLock; "
         "lock = FileLock(sys.argv[1] + '/.run.lock'); lock.acquire(); "
-        "open(sys.argv[1] + '/.run.pid', 'w').write(str(os.getpid())); print('held', flush=True); time.sleep(120)"
+        "open(sys.argv[1] + '/.run.pid', 'w').write(str(os.getpid())); print('held', flush=True); signal.pause()"
     )
     holder = subprocess.Popen([sys.executable, "-c", code, str(ctx.work / "r")], stdout=subprocess.PIPE, text=True)
     ctx.stack.callback(holder.wait)
@@ -505,9 +504,9 @@ def test_links_to_records_in_folders_with_spaces_resolve(tmp_path: Path) -> None
 def test_stale_temp_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path: Path) -> None:
     target = tmp_path / "record.json"
     code = (
-        "import sys, time; from pathlib import Path; from vpbench.fsutil import atomic_path\n"
+        "import signal, sys; from pathlib import Path; from vpbench.fsutil import atomic_path\n"
         "with atomic_path(Path(sys.argv[1])) as tmp:\n"
-        "    tmp.write_text('half'); print('writing', flush=True); time.sleep(120)\n"
+        "    tmp.write_text('half'); print('writing', flush=True); signal.pause()\n"
     )
     writer = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True)
     assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
@@ -540,7 +539,8 @@ def test_a_full_disk_is_one_line_naming_the_path_and_the_free_space(tmp_path: Pa
 
 
 def _interrupt_after_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
-    """A real SIGINT during step ``step``'s update: it lands once the step has finished."""
+    """A real SIGINT during step ``step``'s update (from its ``after_step`` hook): it lands once
+    the step has finished."""
     import dataclasses
 
     from conftest import TinyConv
@@ -550,7 +550,7 @@ def _interrupt_after_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     def stages(self):  # type: ignore[no-untyped-def]
         def after(batch, global_step):  # type: ignore[no-untyped-def]
             if global_step + 1 == step:
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # delivered and handled before this returns
 
         return [dataclasses.replace(s, after_step=after) for s in original(self)]
 
@@ -567,8 +567,10 @@ def _interrupt_in_validation(monkeypatch: pytest.MonkeyPatch, step: int) -> None
     def evaluate(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == step:  # validations run at steps 1, 2, ... here (eval_every=1)
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.5)
+            # raise(3) in this thread; Python runs the handler (KeyboardInterrupt) before
+            # raise_signal returns, so no timing is involved
+            signal.raise_signal(signal.SIGINT)
+            raise AssertionError("the SIGINT did not interrupt the validation")
         return original(*args, **kwargs)
 
     monkeypatch.setattr(tr, "evaluate", evaluate)

@@ -23,6 +23,11 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from pydantic import Field
+from torch import Tensor
+
+import vpbench
+from conftest import TinyConv
 
 from vpbench.cli import AppState
 from vpbench.cli import run as run_cli
@@ -49,10 +54,37 @@ TINY = [
 ]
 
 
+class GatedTinyConv(TinyConv):
+    """tinyconv that stops before step ``gate_step``, on whichever node it trains, until the test
+    opens the gate: it creates ``<gate>.reached`` and waits for ``<gate>.open``. A test acts on a
+    run that is certainly still running there, however slowly the machine goes."""
+
+    class Config(TinyConv.Config):
+        gate: str = Field("", description="path prefix of the gate files ('': no gate)")
+        gate_step: int = Field(-1, description="the step that waits at the gate")
+
+    def _step(self, batch: Tensor, step: int) -> Any:
+        cfg = self.config
+        assert isinstance(cfg, GatedTinyConv.Config)
+        if cfg.gate and step == cfg.gate_step:
+            Path(f"{cfg.gate}.reached").touch()
+            deadline = time.monotonic() + 600  # only so that a broken test cannot hang forever
+            while not Path(f"{cfg.gate}.open").exists():
+                assert time.monotonic() < deadline, f"nobody opened the gate {cfg.gate}"
+                time.sleep(0.05)
+        return super()._step(batch, step)
+
+
+class GatePlugin:
+    @vpbench.hookimpl
+    def register_models(self, register: Any) -> None:
+        register(vpbench.ModelSpec(name="tinyconv-gated", target="test_tune:GatedTinyConv", description="test-only gated tinyconv"))
+
+
 def _app() -> AppState:
     from conftest import TestPlugin
 
-    return AppState(get_plugin_manager([TestPlugin(), NodeLocalPlugin()]))
+    return AppState(get_plugin_manager([TestPlugin(), NodeLocalPlugin(), GatePlugin()]))
 
 
 def _search_file(path: Path, steps: int, every: int, space: dict[str, Any] | None = None, **tune: Any) -> Path:
@@ -66,7 +98,10 @@ def _search_file(path: Path, steps: int, every: int, space: dict[str, Any] | Non
 
 #: a real `vpbench` process (the console script's main) that also registers the test plugins
 #: and, like the cluster's nodes, keeps Ray on loopback
-_DRIVER = f"{_LOOPBACK}; import sys; from conftest import TestPlugin; from vpbench.cli import main; main(sys.argv[1:], [TestPlugin()])"
+_DRIVER = (
+    f"{_LOOPBACK}; import sys; from conftest import TestPlugin; from test_tune import GatePlugin; "
+    "from vpbench.cli import main; main(sys.argv[1:], [TestPlugin(), GatePlugin()])"
+)
 
 
 def _driver(args: list[str], cwd: Path) -> subprocess.Popen[str]:
@@ -77,7 +112,7 @@ def _driver(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(condition: Any, what: str, timeout: float = 90) -> None:
+def _wait_for(condition: Any, what: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -196,8 +231,10 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
     from vpbench.engine.run import RunRequest
     from vpbench.tune import submit_run
 
-    sets = ["train.max_steps=120", "train.eval_every=4", *TINY]
-    req = RunRequest(model="tinyconv", dataset="glyphs", sets=sets, out=tmp_path / "retried", progress=False, compare=())
+    # the first attempt waits before step 6 (after sending step 4's state) until the worker is killed
+    gate = tmp_path / "gate"
+    sets = ["train.max_steps=120", "train.eval_every=4", f"model.gate={gate}", "model.gate_step=6", *TINY]
+    req = RunRequest(model="tinyconv-gated", dataset="glyphs", sets=sets, out=tmp_path / "retried", progress=False, compare=())
     lines: list[str] = []
     box: dict[str, Any] = {}
 
@@ -209,33 +246,40 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
 
     thread = threading.Thread(target=submit, daemon=True)
     thread.start()
-    _wait_for(lambda: any("received from" in line for line in lines) or not thread.is_alive(), "the first state")
+    received = lambda: any("received from" in line for line in lines)  # noqa: E731
+    _wait_for(lambda: (received() and Path(f"{gate}.reached").exists()) or not thread.is_alive(), "the first state")
+    assert thread.is_alive(), (box, lines)
     first = next(line for line in lines if "received from" in line)
     os.kill(int(first.rsplit("worker pid ", 1)[1]), signal.SIGKILL)  # the task's worker process dies
+    Path(f"{gate}.open").touch()  # the retry goes through
     thread.join(timeout=120)
     assert "error" not in box and "result" in box, (box, lines)
     record, run_dir = box["result"]
     assert record.train.steps_done == 120 and (run_dir / "checkpoints" / "best.pt").is_file()
     retries = [line for line in lines if line.startswith("worker lost")]
     assert len(retries) == 1 and "retry 1/2 from step " in retries[0], lines
-    # the second attempt went on from the last state received (step 4, or later if the kill
-    # landed late): no step was trained (and reported) twice, none was lost
+    # the second attempt went on from the last state received (step 4: the first attempt waited
+    # at step 6): no step was trained (and reported) twice, none was lost
     restart = int(retries[0].rsplit(" ", 1)[1])
     steps = [int(line.split()[3]) for line in lines if "received from" in line]
-    assert steps == list(range(4, 121, 4)) and restart in steps, lines
+    assert steps == list(range(4, 121, 4)) and restart == 4, lines
     after = lines[lines.index(retries[0]) + 1]
     assert f"checkpoint at step {restart + 4} received from" in after and first.rsplit(" ", 1)[1] not in after, lines
 
-    # Ctrl-C on a real driver process: the last state comes back as a resumable run directory
-    out = tmp_path / "ctrl-c"
-    args = ["run", "--model", "tinyconv", "--dataset", "glyphs", "--address", cluster.address, "--out", str(out), "--no-progress"]
-    args += ["--compare", "none", "--set=train.max_steps=200", "--set=train.eval_every=40", *[f"--set={s}" for s in TINY]]
+    # Ctrl-C on a real driver process: the last state comes back as a resumable run directory;
+    # the run waits at step 50 (after sending step 40's state) until the signal has done its work
+    out, gate = tmp_path / "ctrl-c", tmp_path / "ctrl-c-gate"
+    args = ["run", "--model", "tinyconv-gated", "--dataset", "glyphs", "--address", cluster.address, "--out", str(out), "--no-progress"]
+    args += ["--compare", "none", "--set=train.max_steps=200", "--set=train.eval_every=40", f"--set=model.gate={gate}"]
+    args += ["--set=model.gate_step=50", *[f"--set={s}" for s in TINY]]
     driver = _driver(args, tmp_path)
     try:
         assert driver.stdout is not None
         for line in driver.stdout:
             if "received from" in line:
                 break
+        _wait_for(lambda: Path(f"{gate}.reached").exists() or driver.poll() is not None, "the run at its gate")
+        assert driver.poll() is None, driver.communicate()
         driver.send_signal(signal.SIGINT)
         _, err = driver.communicate(timeout=60)
     finally:
@@ -243,6 +287,7 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
     assert driver.returncode == 130, err
     assert f"continue with: vpbench run --resume --out {out}" in err
     assert (out / "run.yaml").is_file() and (out / "checkpoints" / "last.pt").is_file() and not (out / "record.json").exists()
+    Path(f"{gate}.open").touch()  # the resumed run goes through step 50
     resumed = CliRunner().invoke(
         run_cli.command, ["--resume", "--out", str(out), "--no-progress", "--compare", "none"], obj=_app(), catch_exceptions=False
     )

@@ -10,7 +10,7 @@ from typing import Any
 from .config import validate_section
 from .errors import ConfigError, PluginError
 from .interfaces import FrameShape, Metric, VideoDataset, VideoModel
-from .plugins import Registry
+from .plugins import Registry, fault_line, without_hint
 
 __all__ = ["BoundMetric", "build_dataset", "build_model", "build_metrics"]
 
@@ -41,6 +41,16 @@ class BoundMetric:
     protocol: str
     higher_is_better: bool
     metric: Metric
+
+
+def _broken(registry: Registry, name: str, names: Sequence[str] | None, exc: Exception) -> str:
+    """The warning for a broken metric left out of the run; a :class:`PluginError` if it was named."""
+    who = f"metric {name!r} (package {registry.metrics.entry(name).package})"
+    cause = exc.__cause__ if isinstance(exc, PluginError) and isinstance(exc.__cause__, Exception) else exc
+    fault = fault_line(cause)
+    if names is not None:
+        raise PluginError(f"{who} is broken: {fault}; fix or uninstall it, or {without_hint(registry, names, [name])}") from exc
+    return f"{who} is broken and was left out: {fault} (fix or uninstall it; `vpbench check --metric {name}` shows every fault)"
 
 
 def build_metrics(
@@ -74,10 +84,18 @@ def build_metrics(
                 raise ConfigError(
                     f"metric {name!r} has no protocol {protocol!r}; it offers: {offers}"
                 )
-            if cls is None:
-                cls = spec.load()
-            metric = cls(protocol=protocol)
-            reason = metric.available()
+            try:
+                if cls is None:
+                    cls = spec.load()
+                metric = cls(protocol=protocol)
+                reason = metric.available()
+            # The metric's own code (import, constructor, available()) may raise anything: one
+            # broken metric that nobody asked for by name must not stop every run.
+            except Exception as exc:
+                line = _broken(registry, name, names, exc)  # raises when the metric was named
+                if warn is not None:
+                    warn(line)
+                break
             if reason is not None:
                 unavailable[name] = reason
                 continue

@@ -16,7 +16,7 @@ import abc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -38,15 +38,17 @@ __all__ = [
 Split = Literal["train", "val", "test"]
 
 
-@dataclass(frozen=True)
-class FrameShape:
-    """Shape of one frame, ``(C, H, W)``."""
+class FrameShape(NamedTuple):
+    """Shape of one frame, ``(C, H, W)``: a named tuple, so ``c, h, w = shape`` unpacks it,
+    ``shape.channels``/``shape.height``/``shape.width`` name its fields and
+    ``torch.zeros(b, t, *shape)`` builds a batch of clips."""
 
     channels: int
     height: int
     width: int
 
     def as_tuple(self) -> tuple[int, int, int]:
+        """A plain ``(C, H, W)`` tuple (for messages and comparisons with specs)."""
         return (self.channels, self.height, self.width)
 
 

@@ -7,15 +7,17 @@ Nothing here runs at import time: :func:`get_plugin_manager` builds a fresh mana
 from __future__ import annotations
 
 import os
+import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownPluginError
+from .errors import PluginError, UnknownPluginError, VpbenchError
 from .specs import DatasetSpec, MetricSpec, ModelSpec
 
 __all__ = [
@@ -27,6 +29,9 @@ __all__ = [
     "Registry",
     "Registered",
     "get_registry",
+    "fault_line",
+    "where",
+    "without_hint",
 ]
 
 #: Entry-point group that every plugin, first-party or not, registers in.
@@ -74,6 +79,56 @@ class PluginManager(pluggy.PluginManager):
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+#: Top-level modules that are not plugin code: a fault is located in the innermost frame outside them.
+_NOT_PLUGIN_CODE = frozenset(
+    {"vpbench", "torch", "numpy", "scipy", "skimage", "PIL", "lpips", "einops", "pydantic", "pluggy",
+     "importlib", "av", "pandas", "functools", "contextlib", "abc", "typing"}
+)
+
+
+def _frame_file(tb: types.TracebackType) -> str:
+    return tb.tb_frame.f_code.co_filename
+
+
+def where(exc: BaseException) -> str:
+    """``"file.py:LINE"`` of the plugin code that raised ``exc``, or ``""`` when none did.
+
+    That is the innermost frame outside vpbench's core and the libraries it calls (torch,
+    numpy, ...), so that a plugin bug surfacing inside ``torch.cat`` points at the plugin's
+    line that called it; a module that does not compile points at its bad line.
+    """
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return f"{Path(exc.filename).name}:{exc.lineno}"
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] not in _NOT_PLUGIN_CODE and not _frame_file(frame).startswith("<"):
+            return f"{Path(_frame_file(frame)).name}:{frame.tb_lineno}"
+    if exc.__cause__ is not None:  # e.g. vpbench's PluginError around the plugin's ImportError
+        return where(exc.__cause__)
+    return ""  # raised by vpbench itself (e.g. a target that does not exist): the message says it all
+
+
+def fault_line(exc: BaseException) -> str:
+    """``"ZeroDivisionError: division by zero (at metric.py:12)"``: a plugin's crash on one line."""
+    at = where(exc)
+    return _one_line(exc) + (f" (at {at})" if at else "")
+
+
+def without_hint(registry: Registry, requested: Iterable[str] | None, broken: Iterable[str]) -> str:
+    """How to run without the ``broken`` metrics: the ``eval.metrics`` setting that leaves them out."""
+    left_out = set(broken)
+    pool = list(requested) if requested is not None else registry.metrics.names()
+    rest = [n for n in pool if n not in left_out]
+    if not rest:
+        return "leave it out of eval.metrics and name a working metric, e.g. --set eval.metrics=[mse]"
+    return f"run without it: --set eval.metrics=[{','.join(rest)}]"
 
 
 def unmarked_hooks(plugin: object) -> list[str]:
@@ -222,6 +277,7 @@ class Registry:
         for impl in caller.get_hookimpls():
             plugin_name = impl.plugin_name
             package = self._package_of(impl.plugin)
+            staged: list[Registered[Any]] = []
 
             def register(spec: Any, _plugin: str = plugin_name, _package: str = package) -> None:
                 if not isinstance(spec, spec_type):
@@ -229,10 +285,23 @@ class Registry:
                         f"plugin {_plugin!r} passed {type(spec).__name__} to {hook}; "
                         f"expected vpbench.{spec_type.__name__}"
                     )
-                table.add(Registered(spec, _plugin, _package))
+                staged.append(Registered(spec, _plugin, _package))
 
             kwargs: dict[str, Callable[..., None]] = {"register": register}
-            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            try:
+                impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except VpbenchError:
+                raise
+            # The plugin's own hook code may raise anything (a spec built with a wrong argument):
+            # what this hook registers is left out and the other plugins work.
+            except Exception as exc:
+                broken = getattr(self.pm, "broken", None)
+                if not isinstance(broken, dict):
+                    raise
+                broken[plugin_name] = f"{hook} raised {fault_line(exc)}; what it registers is left out"
+                continue
+            for item in staged:
+                table.add(item)
 
 
 def get_registry(plugins: Iterable[object] = (), *, load_entry_points: bool = True) -> Registry:

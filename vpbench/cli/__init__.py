@@ -33,8 +33,8 @@ class AppState:
         from ..plugins import Registry
 
         if self._registry is None:
+            self._registry = Registry(self.pm)  # first: a hook that crashes is one of the problems
             self.warn_plugin_problems()
-            self._registry = Registry(self.pm)
         return self._registry
 
     def warn_plugin_problems(self) -> None:

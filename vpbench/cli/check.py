@@ -33,7 +33,11 @@ The same checks run in pytest through vpbench.testing (see docs/plugins.md).
 def command(app: object, models: tuple[str, ...], datasets: tuple[str, ...], metrics: tuple[str, ...],
             data_root: Path | None, verbose: bool) -> None:
     """Run the conformance checks vpbench runs on its own plugins. Exit status 1 when a
-    check fails; each failure is one line naming the component and what went wrong."""
+    check fails. Each fault is one line, as in `vpbench run`'s pre-flight: the component and its
+    package, what was expected and what came back, or the exception and the file:line of the
+    plugin code that raised it (VPBENCH_TRACEBACK=1 lets it through with its traceback); a
+    fault that fails several checks is said once, naming the others."""
+    from ..engine.preflight import TRACEBACK_ENV
     from ..testing import ConformanceFailure, NotApplicable, all_cases
 
     anything = bool(models or datasets or metrics)
@@ -45,19 +49,41 @@ def command(app: object, models: tuple[str, ...], datasets: tuple[str, ...], met
         data_root=data_root,
     )
     counts = {"passed": 0, "failed": 0, "skipped": 0}
+    # one line per fault: a fault that fails several checks of a component (a metric's crash
+    # fails its shape, perfect-is-best and batching checks under every protocol) is said once
+    said: dict[tuple[str, str, str, str], list[str]] = {}
+    order: list[tuple[tuple[str, str, str, str], str]] = []
+    current: tuple[str, str] | None = None
+
+    def flush() -> None:
+        for key, line in order:
+            more = said[key][1:]
+            click.echo(line + (f" [the same in {len(more)} more check{'s' if len(more) > 1 else ''}: {', '.join(more)}]" if more else ""))
+        said.clear()
+        order.clear()
+
     for case in cases:
+        if current != (case.kind, case.name):
+            flush()
+            current = (case.kind, case.name)
         try:
             case.run()
-        except ConformanceFailure as exc:
-            counts["failed"] += 1
-            click.echo(f"FAIL {case}: {' '.join(str(exc).split())}")
-        except NotApplicable as exc:
-            counts["skipped"] += 1
-            click.echo(f"SKIP {case}: {' '.join(str(exc).split())}")
+        except (ConformanceFailure, NotApplicable) as exc:
+            word = "FAIL" if isinstance(exc, ConformanceFailure) else "SKIP"
+            counts["failed" if word == "FAIL" else "skipped"] += 1
+            message = " ".join(str(exc).split())
+            key = (word, case.kind, case.name, case.fault(message))
+            if key not in said:
+                said[key] = []
+                order.append((key, f"{word} {case}: {message}"))
+            said[key].append(case.check)
         else:
             counts["passed"] += 1
             if verbose:
                 click.echo(f"ok   {case}")
+    flush()
+    if counts["failed"]:
+        click.echo(f"fix each FAIL in the plugin's code (see docs/plugins.md); {TRACEBACK_ENV}=1 shows a crash's traceback")
     click.echo(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped ({len(cases)} checks)")
     if counts["failed"]:
         raise SystemExit(1)

@@ -13,9 +13,8 @@ run with the pre-flight trains exactly as one without it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -24,11 +23,11 @@ from torch import Tensor
 from ..components import BoundMetric
 from ..errors import ConfigError, ContractError, DataError, VpbenchError
 from ..interfaces import VideoDataset, VideoModel
-from ..plugins import Registry
+from ..plugins import Registry, fault_line, without_hint
 from .evaluate import Predictor
 from .rng import capture_rng, restore_rng
 
-__all__ = ["PLUGIN_FAULTS", "Preflight", "component", "preflight_run", "check_clips", "check_prediction_values", "check_metric_values", "preflight"]
+__all__ = ["PLUGIN_FAULTS", "Preflight", "component", "metric_policy", "preflight_run", "check_clips", "check_prediction_values", "check_metric_values", "preflight"]
 
 #: What a plugin's code raises when it breaks the contract (wrong shapes, missing axes,
 #: bad dtypes): reported as a violation naming the plugin rather than as a traceback.
@@ -58,6 +57,8 @@ class Preflight:
     """Violations found so far, one line each."""
 
     violations: list[str] = field(default_factory=list)
+    #: said beside "fix the plugin" (e.g. how to run without a broken metric)
+    hint: str = ""
 
     def add(self, who: str, problem: str) -> None:
         self.violations.append(f"{who}: {problem}")
@@ -71,8 +72,7 @@ class Preflight:
         except PLUGIN_FAULTS as exc:
             if os.environ.get(TRACEBACK_ENV) == "1" and not isinstance(exc, VpbenchError):
                 raise  # the plugin author asked for the full traceback
-            text = " ".join(str(exc).split()) or type(exc).__name__
-            self.add(who, f"{what} raised {type(exc).__name__}: {text}{_where(exc)}")
+            self.add(who, f"{what} raised {fault_line(exc)}")
             return None
 
     def raise_if_any(self) -> None:
@@ -81,18 +81,9 @@ class Preflight:
             lines = "\n".join(f"  {v}" for v in self.violations)
             raise ContractError(
                 f"pre-flight found {n} contract violation{'s' if n > 1 else ''} before training "
-                f"(fix the plugin; see docs/plugins.md; {TRACEBACK_ENV}=1 shows a crash's traceback):\n{lines}"
+                f"(fix the plugin{', or ' + self.hint if self.hint else ''}; see docs/plugins.md; "
+                f"{TRACEBACK_ENV}=1 shows a crash's traceback):\n{lines}"
             )
-
-
-def _where(exc: BaseException) -> str:
-    """`` (at file.py:LINE)``: where the exception was raised, innermost frame."""
-    tb = exc.__traceback__
-    if tb is None:
-        return ""
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return f" (at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})"
 
 
 def _shape(x: Tensor) -> str:
@@ -195,6 +186,7 @@ def _run(
     metrics: Sequence[tuple[str, BoundMetric]],
     device: torch.device,
     bounds: tuple[float, float],
+    faults: dict[tuple[str, str], list[str]],
 ) -> None:
     shape = dataset.frame_shape.as_tuple()
     T, S = dataset.context, dataset.horizon
@@ -213,10 +205,23 @@ def _run(
         if pred is None or not check_prediction_values(pf, who, pred, (b, S, *shape), bounds):
             continue
         for mwho, m in metrics:
-            label = f"{mwho} under protocol {m.protocol!r}"
-            values = pf.call(label, "per_frame", lambda m=m: m.metric.per_frame(pred.float(), true))  # type: ignore[misc]
+            mpf = Preflight()
+            values = mpf.call(mwho, "per_frame", lambda m=m: m.metric.per_frame(pred.float(), true))  # type: ignore[misc]
             if values is not None:
-                check_metric_values(pf, label, values, b, S)
+                check_metric_values(mpf, mwho, values, b, S)
+            for line in mpf.violations:
+                faults.setdefault((m.name, line), []).append(m.protocol)
+
+
+def _metric_lines(faults: dict[tuple[str, str], list[str]]) -> list[tuple[str, str, str]]:
+    """``(metric name, who, problem)`` once per fault of a metric, naming the protocols it shows
+    under: a bug in a metric's code is one line, not one per protocol."""
+    out = []
+    for (name, line), protocols in faults.items():
+        who, _, problem = line.partition(": ")
+        names = ", ".join(repr(p) for p in dict.fromkeys(protocols))
+        out.append((name, f"{who} under protocol{'s' if len(set(protocols)) > 1 else ''} {names}", problem))
+    return out
 
 
 def preflight(
@@ -227,7 +232,11 @@ def preflight(
     device: torch.device,
     models: Sequence[torch.nn.Module] = (),
     prediction_bounds: tuple[float, float] = (0.0, 1.0),
-) -> None:
+    *,
+    optional: Collection[str] = (),
+    warn: Callable[[str], None] | None = None,
+    without: Callable[[list[str]], str] | None = None,
+) -> list[BoundMetric]:
     """Check dataset, predictors and metrics on one train and one test batch.
 
     Args:
@@ -236,22 +245,40 @@ def preflight(
         models: modules to put in eval mode for the check (their mode is restored).
         prediction_bounds: the range predictions must lie in; [0, 1] is the VideoModel
             contract, predictions made elsewhere may be unclipped.
+        optional: names of metrics nobody asked for by name (every installed metric runs
+            by default): a broken one is left out, ``warn`` is told once, and the run goes on.
+        without: given the broken metrics that were asked for by name, how to run without
+            them (said in the error's first line).
+
+    Returns:
+        The metrics that passed (all of ``metrics`` but the broken optional ones).
 
     Raises:
         ContractError: one line per violation.
     """
     pf = Preflight()
+    faults: dict[tuple[str, str], list[str]] = {}
     rng = capture_rng()
     modes = [m.training for m in models]
     for m in models:
         m.eval()
     try:
-        _run(pf, dataset, dataset_who, predictors, metrics, device, prediction_bounds)
+        _run(pf, dataset, dataset_who, predictors, metrics, device, prediction_bounds, faults)
     finally:
         for m, mode in zip(models, modes):
             m.train(mode)
         restore_rng(rng)
+    skipped = {name for name, _ in faults if name in optional}
+    for name, who, problem in _metric_lines(faults):
+        if name not in skipped:
+            pf.add(who, problem)
+        elif warn is not None:
+            warn(f"{who} is broken and was left out: {problem} (fix or uninstall it; `vpbench check --metric {name}` shows every fault)")
+    broken = sorted({name for name, _ in faults} - skipped)
+    if broken and without is not None:
+        pf.hint = without(broken)
     pf.raise_if_any()
+    return [m for _, m in metrics if m.name not in skipped]
 
 
 def component(registry: Registry, kind: str, name: str) -> str:
@@ -268,13 +295,32 @@ def preflight_run(
     model: VideoModel,
     metrics: Sequence[BoundMetric],
     device: torch.device,
-) -> None:
-    """The pre-flight of ``vpbench run``: the run's dataset, model and every metric."""
-    preflight(
+    requested: Sequence[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[BoundMetric]:
+    """The pre-flight of ``vpbench run`` (and ``eval``): the run's dataset, model and every metric.
+
+    ``requested`` is ``eval.metrics`` (None: every installed metric, none of them asked for
+    by name, so a broken one is left out with a warning). Returns the metrics to use.
+    """
+    return preflight(
         dataset,
         component(registry, "dataset", dataset_name),
         [(component(registry, "model", model_name), model.predict)],
         [(component(registry, "metric", m.name), m) for m in metrics],
         device,
         models=[model],
+        **metric_policy(registry, metrics, requested, warn),
     )
+
+
+def metric_policy(
+    registry: Registry, metrics: Sequence[BoundMetric], requested: Sequence[str] | None, warn: Callable[[str], None] | None
+) -> dict[str, Any]:
+    """:func:`preflight`'s ``optional``, ``warn`` and ``without`` for a command whose
+    ``eval.metrics`` is ``requested`` (None: every installed metric, none asked for by name)."""
+    return {
+        "optional": [m.name for m in metrics] if requested is None else (),
+        "warn": warn,
+        "without": lambda broken: without_hint(registry, requested, broken),
+    }

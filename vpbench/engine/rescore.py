@@ -71,7 +71,8 @@ def rescore_run(req: EvalRequest, registry: Registry, echo: Echo = print) -> tup
     metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
     for name, why in unavailable.items():
         echo(f"warning: metric {name} unavailable: {why}")
-    preflight_run(registry, saved.model, saved.dataset, dataset, model, metrics, device)
+    metrics = preflight_run(registry, saved.model, saved.dataset, dataset, model, metrics, device,
+                            cfg.eval.metrics, warn=lambda m: echo(f"warning: {m}"))
 
     predictors: dict[str, Predictor] = {saved.model: model.predict}
     predictors.update(baseline_predictors(registry, req.compare, saved.model, dataset, device))

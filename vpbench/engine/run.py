@@ -198,7 +198,8 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
     for name, why in unavailable.items():
         echo(f"warning: metric {name} unavailable: {why}")
-    preflight_run(registry, res.model, res.dataset, dataset, model, metrics, device)  # before any training
+    metrics = preflight_run(registry, res.model, res.dataset, dataset, model, metrics, device,  # before any training
+                            cfg.eval.metrics, warn=lambda m: echo(f"warning: {m}"))
 
     stages = model.stages()
     select = None

@@ -32,7 +32,7 @@ from ..interfaces import VideoDataset
 from ..plugins import Registry
 from ..records import EXTERNAL, ComponentInfo, RunRecord, TrainSummary, write_record
 from .evaluate import Predictor, evaluate
-from .preflight import component, preflight
+from .preflight import component, metric_policy, preflight
 from .recording import baseline_predictors, build_record, write_pictures
 from .rng import seed_everything
 
@@ -164,13 +164,14 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
     for metric, why in unavailable.items():
         echo(f"warning: metric {metric} unavailable: {why}")
     who = f"predictions {req.predictions.name} ({EXTERNAL})"
-    preflight(
+    metrics = preflight(
         dataset,
         component(registry, "dataset", req.dataset),
         [(who, _Served(served))],
         [(component(registry, "metric", m.name), m) for m in metrics],
         device,
         prediction_bounds=UNCLIPPED_BOUNDS,
+        **metric_policy(registry, metrics, cfg.eval.metrics, lambda m: echo(f"warning: {m}")),
     )
 
     predictors: dict[str, Predictor] = {req.name: _Served(served)}

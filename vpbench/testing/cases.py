@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -28,14 +29,20 @@ class Case:
     name: str
     check: str
     fn: Callable[[], None]
+    #: how a crash names the component, as the pre-flight does: "metric 'x' (package p 1.0)"
+    who: str = ""
+    #: the metric protocol the check runs under: one fault seen under several is one fault
+    protocol: str = ""
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name}:{self.check}"
 
     def run(self) -> None:
-        """Run the check; plugin code that raises becomes a :class:`ConformanceFailure` naming it."""
-        from ..engine.preflight import PLUGIN_FAULTS
-        from ..errors import DataError
+        """Run the check; plugin code that raises becomes a :class:`ConformanceFailure` naming
+        the component, the exception and the file:line of the plugin code that raised it."""
+        from ..engine.preflight import PLUGIN_FAULTS, TRACEBACK_ENV
+        from ..errors import DataError, VpbenchError
+        from ..plugins import fault_line, where
 
         try:
             self.fn()
@@ -43,9 +50,17 @@ class Case:
             raise
         except DataError as exc:  # the plugin says its data is missing or too small here
             raise NotApplicable(f"data not usable here ({' '.join(str(exc).split())})") from exc
-        except PLUGIN_FAULTS as exc:
-            text = " ".join(str(exc).split())
-            raise ConformanceFailure(f"{self.kind} {self.name!r} raised {type(exc).__name__}: {text}") from exc
+        except Exception as exc:
+            if os.environ.get(TRACEBACK_ENV) == "1" and not isinstance(exc, VpbenchError):
+                raise  # the plugin author asked for the full traceback
+            if not isinstance(exc, PLUGIN_FAULTS) and not where(exc):
+                raise  # not raised by plugin code: a bug in vpbench keeps its traceback
+            who = self.who or f"{self.kind} {self.name!r}"
+            raise ConformanceFailure(f"{who} raised {fault_line(exc)}") from exc
+
+    def fault(self, message: str) -> str:
+        """``message`` without this check's protocol: the same fault under two protocols is one."""
+        return message.replace(f" ({self.protocol})", "").replace(f" under protocol {self.protocol!r}", "") if self.protocol else message
 
 
 def fail(what: str) -> NoReturn:

@@ -12,7 +12,7 @@ import torch
 
 from ..components import build_dataset
 from ..data.root import resolve_data_root
-from ..engine.preflight import Preflight, check_clips
+from ..engine.preflight import Preflight, check_clips, component
 from ..errors import DataError
 from ..interfaces import VideoDataset
 from ..plugins import Registry
@@ -118,6 +118,7 @@ def dataset_cases(registry: Registry, names: Sequence[str] | None = None, data_r
     out: list[Case] = []
     for name in chosen:
         registry.datasets.get(name)
+        who = component(registry, "dataset", name)
         for label, fn in checks.items():
-            out.append(Case("dataset", name, label, partial(fn, registry, name, root)))
+            out.append(Case("dataset", name, label, partial(fn, registry, name, root), who))
     return out

@@ -9,7 +9,7 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from ..components import build_metrics
+from ..engine.preflight import component
 from ..interfaces import Metric
 from ..plugins import Registry
 from .cases import Case, NotApplicable, fail
@@ -30,10 +30,12 @@ def _pair() -> tuple[Tensor, Tensor]:
 
 
 def _metric(registry: Registry, name: str, protocol: str) -> Metric:
-    bound, unavailable = build_metrics(registry, [name], [protocol])
-    if not bound:
-        raise NotApplicable(f"metric unavailable: {unavailable.get(name)}")
-    return bound[0].metric
+    """The metric under ``protocol``; its own faults (import, constructor) reach the case as they are."""
+    metric: Metric = registry.metrics.get(name).load()(protocol=protocol)
+    reason = metric.available()
+    if reason is not None:
+        raise NotApplicable(f"metric unavailable: {reason}")
+    return metric
 
 
 def _values(name: str, protocol: str, metric: Metric, pred: Tensor, true: Tensor) -> Tensor:
@@ -100,9 +102,10 @@ def metric_cases(registry: Registry, names: Sequence[str] | None = None) -> list
     out: list[Case] = []
     for name in chosen:
         spec = registry.metrics.get(name)
+        who = component(registry, "metric", name)
         if not spec.protocols:
-            out.append(Case("metric", name, "protocols", partial(fail, f"metric {name!r} registers no protocol")))
+            out.append(Case("metric", name, "protocols", partial(fail, f"metric {name!r} registers no protocol"), who))
         for protocol in spec.protocols:
             for label, fn in checks.items():
-                out.append(Case("metric", name, f"{protocol}-{label}", partial(fn, registry, name, protocol)))
+                out.append(Case("metric", name, f"{protocol}-{label}", partial(fn, registry, name, protocol), who, protocol))
     return out

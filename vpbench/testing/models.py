@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from ..components import build_model
+from ..engine.preflight import component
 from ..interfaces import FrameShape, VideoModel
 from ..plugins import Registry
 from .cases import Case, fail
@@ -108,11 +109,12 @@ def model_cases(registry: Registry, names: Sequence[str] | None = None) -> list[
     out: list[Case] = []
     for name in chosen:
         registry.models.get(name)  # an unknown name fails here, listing the valid ones
+        who = component(registry, "model", name)
         for shape, t, s in GEOMETRIES:
             geometry = (shape, t, s)
             label = f"predict-{shape.height}px-{t}to{s}"
-            out.append(Case("model", name, label, partial(check_prediction, registry, name, geometry)))
-        out.append(Case("model", name, "stages-backpropagate", partial(check_stages, registry, name)))
-        out.append(Case("model", name, "state-dict-round-trip", partial(check_state_dict, registry, name)))
-        out.append(Case("model", name, "seeded-construction", partial(check_seeded, registry, name)))
+            out.append(Case("model", name, label, partial(check_prediction, registry, name, geometry), who))
+        out.append(Case("model", name, "stages-backpropagate", partial(check_stages, registry, name), who))
+        out.append(Case("model", name, "state-dict-round-trip", partial(check_state_dict, registry, name), who))
+        out.append(Case("model", name, "seeded-construction", partial(check_seeded, registry, name), who))
     return out
