@@ -159,7 +159,7 @@ class MetaNet(nn.Module):
         self, channels: int, hidden: int, depth: int, gate: Gate, *, mlp_ratio: float, drop: float, drop_path: float
     ) -> None:
         super().__init__()
-        rates = torch.linspace(1e-2, drop_path, depth).tolist()
+        rates = torch.linspace(1e-2, drop_path, depth, device="cpu").tolist()  # float32, as the reference
         rates[-1] = drop_path
         widths = [channels] + [hidden] * (depth - 1) + [channels]
         self.blocks = nn.ModuleList(

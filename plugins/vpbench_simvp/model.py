@@ -121,7 +121,7 @@ class _Predictor(vpbench.VideoModel):
     def training_loss(self, batch: Tensor, global_step: int) -> vpbench.StepOutput:
         context, target = batch[:, : self.context], batch[:, self.context :]
         terms = self.losses(self.forecast(context, target.shape[1]), target)
-        return vpbench.StepOutput(loss=terms["loss"], logs={k: float(v) for k, v in terms.items() if k != "loss"})
+        return vpbench.StepOutput(loss=terms["loss"], logs={k: float(v.detach()) for k, v in terms.items() if k != "loss"})
 
     def stages(self) -> list[vpbench.Stage]:
         return [
