@@ -13,8 +13,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import time
+import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,14 +30,17 @@ from ..components import build_dataset, build_metrics
 from ..config import apply_overrides, build_run_config, load_yaml
 from ..data.root import resolve_data_root
 from ..errors import ConfigError, DataError
+from ..names import check_slug, shorten
 from ..hardware import resolve_device
 from ..interfaces import VideoDataset
 from ..plugins import Registry
 from ..records import EXTERNAL, ComponentInfo, RunRecord, TrainSummary, write_record
 from .evaluate import Predictor, evaluate
+from .guards import check_measured, check_run_id, check_test_split
 from .preflight import component, preflight
 from .recording import baseline_predictors, build_record, write_pictures
 from .rng import seed_everything
+from .rundir import run_lock
 
 __all__ = ["ScoreRequest", "load_predictions", "score_predictions"]
 
@@ -69,26 +75,73 @@ def _sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+#: what reading a damaged or hostile .npy/.npz can raise (a 0-byte file: EOFError; an object array: ValueError)
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, UnicodeDecodeError)
+
+
+def _unreadable(path: Path, exc: BaseException) -> DataError:
+    why = shorten(" ".join(str(exc).split()), 160) or "no data"
+    return DataError(
+        f"predictions file {path} is not a readable .npy/.npz of numbers ({type(exc).__name__}: {why}); "
+        f"save a float or uint8 array with numpy.save or numpy.savez"
+    )
+
+
 def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """The predictions array and the ``ids`` array when the file has one."""
+    """The predictions array and the ``ids`` array when the file has one.
+
+    Nothing in the file can run code (no pickles); any damage is a one-line :class:`DataError`
+    naming the file.
+    """
     if not path.is_file():
         raise ConfigError(f"predictions file {path} does not exist; pass --predictions FILE.npy|FILE.npz")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npy/.npz file ({' '.join(str(exc).split())}); save it with numpy.save") from exc
-    if isinstance(loaded, np.ndarray):
-        return loaded, None
-    with loaded as npz:
-        keys = list(npz.files)
-        if "predictions" in npz.files:
-            preds = npz["predictions"]
-        elif len([k for k in keys if k != "ids"]) == 1:
-            preds = npz[next(k for k in keys if k != "ids")]
-        else:
-            raise DataError(f"{path} holds arrays {keys}; name the predictions 'predictions' (and optionally 'ids')")
-        ids = npz["ids"] if "ids" in npz.files else None
+        if isinstance(loaded, np.ndarray):
+            return loaded, None
+        with loaded as npz:
+            keys = list(npz.files)
+            if "predictions" in npz.files:
+                preds = npz["predictions"]
+            elif len([k for k in keys if k != "ids"]) == 1:
+                preds = npz[next(k for k in keys if k != "ids")]
+            else:
+                raise DataError(
+                    f"{path} holds arrays {shorten(str(keys), 120)}; name the predictions 'predictions' (and optionally 'ids')"
+                )
+            ids = npz["ids"] if "ids" in npz.files else None
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
     return preds, ids
+
+
+def check_values(preds: np.ndarray, path: Path) -> int:
+    """Range and finiteness over the whole array (it is in memory); the number of frames holding NaN.
+
+    Infinite values and values beyond :data:`UNCLIPPED_BOUNDS` (another scale, e.g. 0-255 saved
+    as float) are errors naming the first clip that holds them; NaN frames are counted, and
+    warned about by the caller, as ``vpbench run`` does.
+    """
+    lo, hi = UNCLIPPED_BOUNDS
+    nan_frames = 0
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN clip
+        for i, clip in enumerate(preds):
+            frames = clip.reshape(clip.shape[0], -1)
+            nan = np.isnan(frames).any(axis=1)
+            nan_frames += int(nan.sum())
+            if nan.all():
+                continue
+            cmin, cmax = float(np.nanmin(frames)), float(np.nanmax(frames))
+            if not (np.isfinite(cmin) and np.isfinite(cmax)):
+                raise DataError(f"predictions in {path}: clip {i} holds infinite values; save finite values in [0, 1]")
+            if cmin < lo or cmax > hi:
+                raise DataError(
+                    f"predictions in {path}: clip {i} has values in [{cmin:.4g}, {cmax:.4g}], outside [0, 1] (unclipped "
+                    f"outputs within [{lo:g}, {hi:g}] are accepted); save every clip on the same [0, 1] scale "
+                    f"(or all as uint8 0-255)"
+                )
+    return nan_frames
 
 
 def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoDataset, n: int, path: Path, name: str) -> Tensor:
@@ -117,6 +170,7 @@ def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoD
         return torch.from_numpy(preds.astype(np.float32) / 255.0)
     if not np.issubdtype(preds.dtype, np.floating):
         raise DataError(f"predictions in {path} have dtype {preds.dtype}; save float in [0, 1] or uint8 in 0-255")
+    check_values(preds, path)
     return torch.from_numpy(np.ascontiguousarray(preds, dtype=np.float32))
 
 
@@ -134,12 +188,26 @@ class _Served:
         return out
 
 
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
+    if (out / "record.json").exists():
+        raise ConfigError(f"{out} already holds a record; choose another --out")
+
+
 def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print) -> tuple[RunRecord, Path]:
-    """Score ``req.predictions`` on ``req.dataset``'s test split; write ``<out>/record.json``."""
+    """Score ``req.predictions`` on ``req.dataset``'s test split; write ``<out>/record.json``.
+
+    ``--out`` is locked against a second writer from before its first file until the record is written.
+    """
+    with ExitStack() as stack:
+        return _score_predictions(req, registry, echo, stack)
+
+
+def _score_predictions(req: ScoreRequest, registry: Registry, echo: Echo, stack: ExitStack) -> tuple[RunRecord, Path]:
     t0 = time.monotonic()
     registry.datasets.get(req.dataset)
-    if not req.name.strip() or "/" in req.name:
-        raise ConfigError(f"--name {req.name!r} must be a non-empty model name without '/'")
+    check_slug("--name", req.name, "give the model a plain name, e.g. --name simvp-openstl")
     data: dict[str, Any] = load_yaml(req.config_file) if req.config_file is not None else {}
     data = apply_overrides(data, req.sets)
     for section in ("model", "train"):
@@ -148,12 +216,13 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
     cfg = build_run_config(data)
     device = resolve_device(req.device)
     out = req.out or Path("runs") / f"{req.name}-{req.dataset}-scored-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S}"
-    if (out / "record.json").exists():
-        raise ConfigError(f"{out} already holds a record; choose another --out")
+    check_run_id(out)
+    _check_out(out)
 
     seed_everything(cfg.seed)
     dataset = build_dataset(registry, req.dataset, cfg.dataset, resolve_data_root(req.data_root), cfg.seed)
     dataset.check()
+    check_test_split(dataset)
     test = dataset.split("test")
     n_all = len(test)  # type: ignore[arg-type]
     n = min(n_all, cfg.eval.max_sequences) if cfg.eval.max_sequences is not None else n_all
@@ -163,6 +232,7 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
     metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
     for metric, why in unavailable.items():
         echo(f"warning: metric {metric} unavailable: {why}")
+    check_measured(metrics, unavailable, cfg.eval.protocols, registry)
     who = f"predictions {req.predictions.name} ({EXTERNAL})"
     preflight(
         dataset,
@@ -172,6 +242,8 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
         device,
         prediction_bounds=UNCLIPPED_BOUNDS,
     )
+    stack.enter_context(run_lock(out))  # nothing was written before this line
+    _check_out(out)  # again, now that no other process can write it
 
     predictors: dict[str, Predictor] = {req.name: _Served(served)}
     predictors.update(baseline_predictors(registry, req.compare, req.name, dataset, device))
@@ -202,4 +274,6 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
         started=t0,
     )
     write_record(record, out / "record.json")
+    if record.nan_frames:
+        echo(f"warning: {record.nan_frames} predicted frames contain NaN; their metrics are NaN in the record")
     return record, out
