@@ -38,7 +38,7 @@ class TrainConfig(ComponentConfig):
 
     max_steps: int = Field(2000, ge=0, description="optimiser steps over all stages")
     batch_size: int = Field(16, ge=1, description="training clips per step")
-    lr: float = Field(3e-4, gt=0, le=10, description="Adam learning rate unless a stage sets its own (at most 10)")
+    lr: float = Field(3e-4, gt=0, le=10, description="Adam learning rate unless a stage sets its own")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="per stage: constant, or cosine decay from the stage's lr to 0 over the stage's steps"
     )

@@ -170,7 +170,6 @@ def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoD
         return torch.from_numpy(preds.astype(np.float32) / 255.0)
     if not np.issubdtype(preds.dtype, np.floating):
         raise DataError(f"predictions in {path} have dtype {preds.dtype}; save float in [0, 1] or uint8 in 0-255")
-    check_values(preds, path)
     return torch.from_numpy(np.ascontiguousarray(preds, dtype=np.float32))
 
 
@@ -242,6 +241,8 @@ def _score_predictions(req: ScoreRequest, registry: Registry, echo: Echo, stack:
         device,
         prediction_bounds=UNCLIPPED_BOUNDS,
     )
+    if preds.dtype != np.uint8:
+        check_values(preds, req.predictions)  # every clip (the pre-flight saw the first ones)
     stack.enter_context(run_lock(out))  # nothing was written before this line
     _check_out(out)  # again, now that no other process can write it
 
