@@ -282,10 +282,10 @@ def _nan_warned(ctx: Ctx, message: str) -> None:
 
 CASES = [
     # 1. names that become paths
-    Case("suite-name-escapes", suite_name_escapes, r"^error: suite s\.yaml: name '\.\./\.\./\.\./\.\./x' is not a plain name.*runs/bench-<name>"),
+    Case("suite-name-escapes", suite_name_escapes, r"^error: suite s\.yaml: name '\.\./\.\./\.\./\.\./x' must be a plain name.*runs/bench-<name>"),
     Case("run-out-name-300", run_out_name_300, r"^error: run id \(the last part of --out\) 'x+\.\.\.x+' is 300 characters long .*choose --out"),
-    Case("run-out-name-undecodable", run_out_name_undecodable, r"^error: run id .*'nu3_\\udcff' is not a plain name.*choose --out"),
-    Case("score-name-dotdot", score_name_dotdot, r"^error: --name '\.\.' is not a plain name.*--name simvp-openstl"),
+    Case("run-out-name-undecodable", run_out_name_undecodable, r"^error: run id .*'nu3_\\udcff' must be a plain name.*choose --out"),
+    Case("score-name-dotdot", score_name_dotdot, r"^error: --name '\.\.' must be a plain name.*--name simvp-openstl"),
     # 2. one writer per --out
     Case("eval-out-locked", eval_out_locked, r"^error: run directory e is in use by another vpbench process \(PID \d+\); wait"),
     Case("score-out-locked", score_out_locked, r"^error: run directory s is in use by another vpbench process \(PID \d+\); wait"),
@@ -422,14 +422,14 @@ def _entry_points(work: Path, trained_run: Path, name: str) -> dict[str, tuple[l
     (work / "suite-entry.yaml").write_text(_suite(entry=name))
     score = ["score", "-d", "glyphs", "--predictions", str(preds), "--set", "dataset.test_length=8", "--compare", "none"]
     return {
-        "suite name": (["bench", "suite-name.yaml", "--dry-run"], None, r"suite suite-name\.yaml: name .* (is not a plain name|characters long)"),
-        "suite entry name": (["bench", "suite-entry.yaml", "--dry-run"], None, r"suite suite-entry\.yaml: entry name .* (is not a plain name|characters long)"),
-        "run id (run --out)": (["run", "-m", "copy-last", "-d", "glyphs", "--out", name], None, r"run id .* (is not a plain name|characters long)"),
-        "run id (eval --out)": (["eval", "--run", str(trained_run), "--out", name, "--device", "cpu"], None, r"run id .* (is not a plain name|characters long)"),
-        "run id (score --out)": ([*score, "--name", "m", "--out", name], None, r"run id .* (is not a plain name|characters long)"),
-        "model name (score --name)": ([*score, "--name", name, "--out", "s"], None, r"--name .* (is not a plain name|characters long)"),
+        "suite name": (["bench", "suite-name.yaml", "--dry-run"], None, r"suite suite-name\.yaml: name .* (must be a plain name|characters long)"),
+        "suite entry name": (["bench", "suite-entry.yaml", "--dry-run"], None, r"suite suite-entry\.yaml: entry name .* (must be a plain name|characters long)"),
+        "run id (run --out)": (["run", "-m", "copy-last", "-d", "glyphs", "--out", name], None, r"run id .* (must be a plain name|characters long)"),
+        "run id (eval --out)": (["eval", "--run", str(trained_run), "--out", name, "--device", "cpu"], None, r"run id .* (must be a plain name|characters long)"),
+        "run id (score --out)": ([*score, "--name", "m", "--out", name], None, r"run id .* (must be a plain name|characters long)"),
+        "model name (score --name)": ([*score, "--name", name, "--out", "s"], None, r"--name .* (must be a plain name|characters long)"),
         "output stem (data export --out)": (["data", "export", "glyphs", "--out", f"{name}.npz", "--limit", "2"], None,
-                                            r"(--out file name .* (is not a plain name|characters long)|--out .* must name a \.npz file)"),
+                                            r"(--out file name .* (must be a plain name|characters long)|--out .* must name a \.npz file)"),
         "dataset name (plugin)": (["run", "-m", "copy-last", "-d", "glyphs", "--out", "r"], [TestPlugin(), _NamedPlugin("dataset", name)],
                                   r"registers the dataset name .* not a plain name"),
         "model name (plugin)": (["run", "-m", "copy-last", "-d", "glyphs", "--out", "r"], [TestPlugin(), _NamedPlugin("model", name)],

@@ -52,7 +52,7 @@ def check_slug(what: str, name: object, fix: str, max_len: int = MAX_LEN) -> str
     if isinstance(name, str) and len(name) > max_len:
         why = f"is {len(name)} characters long (at most {max_len})"
     else:
-        why = "is not a plain name (a letter or digit, then letters, digits, '.', '_', '+', '-'; no '/', no spaces)"
+        why = "must be a plain name (a letter or digit, then letters, digits, '.', '_', '+', '-'; no '/', no spaces)"
     # the surrogate escapes of an undecodable file name must not reach the terminal raw
     shown = quote(name).encode("ascii", "backslashreplace").decode("ascii")
     raise ConfigError(f"{what} {shown} {why}; {fix}")
