@@ -250,6 +250,16 @@ def score_truncated_npz(ctx: Ctx) -> list[str]:
     return ["score", "-d", "glyphs", "--predictions", "preds.npz", "--name", "m", "--out", "s", *_sets(GLYPHS8)]
 
 
+def score_corrupt_npz_member(ctx: Ctx) -> list[str]:
+    """A compressed .npz whose zip directory is intact but whose member's deflate stream is damaged."""
+    np.savez_compressed(ctx.work / "preds.npz", predictions=_copy_last(_test_clips()))
+    data = bytearray((ctx.work / "preds.npz").read_bytes())
+    mid = len(data) // 3
+    data[mid : mid + 64] = bytes(64)
+    (ctx.work / "preds.npz").write_bytes(bytes(data))
+    return ["score", "-d", "glyphs", "--predictions", "preds.npz", "--name", "m", "--out", "s", *_sets(GLYPHS8)]
+
+
 def eval_crafted_checkpoint(ctx: Ctx) -> list[str]:
     ctx.copy_trained("r")
     _inst_pickle_checkpoint(ctx.work / "crafted.pt")
@@ -310,6 +320,8 @@ CASES = [
     Case("score-empty-npy", score_empty_npy, r"^error: predictions file preds\.npy is not a readable \.npy/\.npz of numbers \(EOFError"),
     Case("score-object-npz", score_object_npz, r"^error: predictions file preds\.npz is not a readable \.npy/\.npz of numbers \(ValueError"),
     Case("score-truncated-npz", score_truncated_npz, r"^error: predictions file preds\.npz is not a readable \.npy/\.npz of numbers"),
+    Case("score-corrupt-npz-member", score_corrupt_npz_member,
+         r"^error: predictions file preds\.npz is not a readable \.npy/\.npz of numbers \((error|BadZipFile|EOFError|ValueError)"),
     Case("eval-crafted-checkpoint", eval_crafted_checkpoint,
          r"^error: checkpoint crafted\.pt holds objects other than tensors and plain data .*give --checkpoint a file written by `vpbench run`"),
     Case("eval-garbage-checkpoint", eval_garbage_checkpoint, r"^error: checkpoint garbage\.pt is unreadable .*give --checkpoint a file written by"),
@@ -427,6 +439,7 @@ def _entry_points(work: Path, trained_run: Path, name: str) -> dict[str, tuple[l
         "run id (run --out)": (["run", "-m", "copy-last", "-d", "glyphs", "--out", name], None, r"run id .* (must be a plain name|characters long)"),
         "run id (eval --out)": (["eval", "--run", str(trained_run), "--out", name, "--device", "cpu"], None, r"run id .* (must be a plain name|characters long)"),
         "run id (score --out)": ([*score, "--name", "m", "--out", name], None, r"run id .* (must be a plain name|characters long)"),
+        "run id (tune --out)": (["tune", "-m", "copy-last", "-d", "glyphs", "--out", name], None, r"run id .* (must be a plain name|characters long)"),
         "model name (score --name)": ([*score, "--name", name, "--out", "s"], None, r"--name .* (must be a plain name|characters long)"),
         "output stem (data export --out)": (["data", "export", "glyphs", "--out", f"{name}.npz", "--limit", "2"], None,
                                             r"(--out file name .* (must be a plain name|characters long)|--out .* must name a \.npz file)"),
@@ -440,7 +453,7 @@ def _entry_points(work: Path, trained_run: Path, name: str) -> dict[str, tuple[l
 
 
 ENTRY_POINTS = [
-    "suite name", "suite entry name", "run id (run --out)", "run id (eval --out)", "run id (score --out)",
+    "suite name", "suite entry name", "run id (run --out)", "run id (eval --out)", "run id (score --out)", "run id (tune --out)",
     "model name (score --name)", "output stem (data export --out)", "dataset name (plugin)", "model name (plugin)",
     "metric name (plugin)",
 ]

@@ -31,7 +31,7 @@ Dtype = Literal["auto", "uint8", "float32"]
 def _check_out(out: Path) -> None:
     if out.suffix != ".npz":
         raise ConfigError(f"--out {out} must name a .npz file, e.g. --out glyphs-test.npz")
-    check_slug(f"--out file name", out.stem, "choose a plain file name, e.g. --out glyphs-test.npz")
+    check_slug("--out file name", out.stem, "choose a plain file name, e.g. --out glyphs-test.npz")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name ending in .npz")
 
