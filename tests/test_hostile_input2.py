@@ -141,6 +141,12 @@ def config_alias_bomb(ctx: Ctx) -> list[str]:
     return ["run", "-m", "copy-last", "-d", "glyphs", "--config", "bomb.yaml", "--out", "r"]
 
 
+def config_deep_nesting(ctx: Ctx) -> list[str]:
+    """20,000 nested flow lists: PyYAML recurses once per level (a RecursionError on main)."""
+    (ctx.work / "deep.yaml").write_text("train:\n  max_steps: " + "[" * 20000 + "]" * 20000 + "\n")
+    return ["run", "-m", "copy-last", "-d", "glyphs", "--config", "deep.yaml", "--out", "r"]
+
+
 def suite_alias_bomb(ctx: Ctx) -> list[str]:
     (ctx.work / "s.yaml").write_text(f"datasets: [{_alias_bomb()}]\nentries:\n  - model: copy-last\n")
     return ["bench", "s.yaml", "--out", "b", "--dry-run"]
@@ -301,6 +307,7 @@ CASES = [
     Case("score-out-locked", score_out_locked, r"^error: run directory s is in use by another vpbench process \(PID \d+\); wait"),
     # 3. bounded errors; config numbers the code can run
     Case("config-alias-bomb", config_alias_bomb, r"^error: bad value for config key 'train\.max_steps': .*\(got \[\[.*\.\.\."),
+    Case("config-deep-nesting", config_deep_nesting, r"^error: invalid YAML in deep\.yaml: nested too deeply for a config; fix the file"),
     Case("suite-alias-bomb", suite_alias_bomb, r"^error: suite s\.yaml: bad value for key 'datasets\.0'.*\(got \[\[.*\.\.\."),
     Case("lr-1e300", lr_1e300, r"^error: bad value for config key 'train\.lr': Input should be less than or equal to 10"),
     Case("test-length-1e11", length_1e11, r"^error: the test split of glyphs has 100,000,000,000 clips, more than .*lower it"),

@@ -110,6 +110,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = shorten(str(getattr(exc, "problem", None) or str(exc).splitlines()[0]))
         raise ConfigError(f"invalid YAML in {path}{where}: {problem}; fix the file") from exc
+    except RecursionError:
+        raise ConfigError(f"invalid YAML in {path}: nested too deeply for a config; fix the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -128,6 +130,8 @@ def apply_overrides(base: Mapping[str, Any], sets: Sequence[str]) -> dict[str, A
             values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             values[key.strip()] = raw
+        except RecursionError:
+            raise ConfigError(f"bad --set {quote(item)}: the value is nested too deeply for a config") from None
     return set_dotted(base, values)
 
 
