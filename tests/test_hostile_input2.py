@@ -157,6 +157,11 @@ def lr_1e300(ctx: Ctx) -> list[str]:
             "--out", "r", "--no-progress"]
 
 
+def model_lr_1e300(ctx: Ctx) -> list[str]:
+    """A model's own learning rate (ConvLSTM's ``model.lr``, which overrides train.lr) has train.lr's bounds."""
+    return ["run", "-m", "convlstm", "-d", "glyphs", *_sets([*GLYPHS8, "model.lr=1e300"]), "--out", "r", "--no-progress"]
+
+
 def length_1e11(ctx: Ctx) -> list[str]:
     return ["run", "-m", "copy-last", "-d", "glyphs", "--set", "dataset.test_length=100000000000", "--out", "r",
             "--no-progress", "--compare", "none"]
@@ -310,6 +315,7 @@ CASES = [
     Case("config-deep-nesting", config_deep_nesting, r"^error: invalid YAML in deep\.yaml: nested too deeply for a config; fix the file"),
     Case("suite-alias-bomb", suite_alias_bomb, r"^error: suite s\.yaml: bad value for key 'datasets\.0'.*\(got \[\[.*\.\.\."),
     Case("lr-1e300", lr_1e300, r"^error: bad value for config key 'train\.lr': Input should be less than or equal to 10"),
+    Case("model-lr-1e300", model_lr_1e300, r"^error: stage 'rollout' of the model has learning rate 1e\+300, outside \(0, 10\]; lower"),
     Case("test-length-1e11", length_1e11, r"^error: the test split of glyphs has 100,000,000,000 clips, more than .*lower it"),
     Case("speed-inf", speed_inf, r"^error: bad value for config key 'dataset\.speed': Input should be a finite number"),
     Case("resume-optimiser-wrong-shape", resume_optimiser_wrong_shape,

@@ -20,6 +20,7 @@ from .configbase import ComponentConfig
 from .names import quote, shorten
 
 __all__ = [
+    "MAX_LR",
     "TrainConfig",
     "EvalConfig",
     "RunConfig",
@@ -33,12 +34,17 @@ __all__ = [
 ]
 
 
+#: the largest learning rate accepted (train.lr, and a model stage's own lr): far above any useful
+#: Adam rate; a value like 1e300 is inf in float32 and the run would only record NaN
+MAX_LR = 10
+
+
 class TrainConfig(ComponentConfig):
     """How the harness trains a model (the budget and the loop, not the model)."""
 
     max_steps: int = Field(2000, ge=0, description="optimiser steps over all stages")
     batch_size: int = Field(16, ge=1, description="training clips per step")
-    lr: float = Field(3e-4, gt=0, le=10, description="Adam learning rate unless a stage sets its own")
+    lr: float = Field(3e-4, gt=0, le=MAX_LR, description="Adam learning rate unless a stage sets its own")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="per stage: constant, or cosine decay from the stage's lr to 0 over the stage's steps"
     )

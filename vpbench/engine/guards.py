@@ -3,11 +3,12 @@ half-made run directory behind (which ``--resume`` would only repeat)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
+from ..config import MAX_LR, TrainConfig
 from ..errors import ConfigError, DataError
 from ..interfaces import Stage, VideoDataset
 from ..names import check_slug, quote
@@ -85,6 +86,12 @@ def check_test_split(dataset: VideoDataset) -> None:
 def check_trainable(stages: Sequence[Stage], cfg: TrainConfig, dataset: VideoDataset, *, needs_val: bool) -> None:
     """The step budget splits over the stages and the splits hold enough clips."""
     allocate_steps([s.fraction for s in stages], cfg.max_steps)
+    for s in stages:  # a model's own lr has train.lr's bounds
+        if s.lr is not None and not (math.isfinite(s.lr) and 0 < s.lr <= MAX_LR):
+            raise ConfigError(
+                f"stage {quote(s.name)} of the model has learning rate {s.lr:g}, outside (0, {MAX_LR:g}]; "
+                f"lower the learning rate in the model's `model:` config"
+            )
     train = dataset.split("train")
     n = len(train)  # type: ignore[arg-type]
     for split, size in (("train", n), ("val", len(dataset.split("val")) if needs_val else 0)):  # type: ignore[arg-type]
