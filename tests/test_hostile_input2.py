@@ -249,7 +249,9 @@ def score_empty_npy(ctx: Ctx) -> list[str]:
 
 
 def score_object_npz(ctx: Ctx) -> list[str]:
-    np.savez(ctx.work / "preds.npz", predictions=np.array([{"a": 1}, None], dtype=object))
+    preds = np.empty((8, 10, 1, 64, 64), dtype=object)  # the right shape; loading it would unpickle
+    preds[0, 0, 0, 0, 0] = {"a": 1}
+    np.savez(ctx.work / "preds.npz", predictions=preds)
     return ["score", "-d", "glyphs", "--predictions", "preds.npz", "--name", "m", "--out", "s", *_sets(GLYPHS8)]
 
 
@@ -268,6 +270,39 @@ def score_corrupt_npz_member(ctx: Ctx) -> list[str]:
     mid = len(data) // 3
     data[mid : mid + 64] = bytes(64)
     (ctx.work / "preds.npz").write_bytes(bytes(data))
+    return ["score", "-d", "glyphs", "--predictions", "preds.npz", "--name", "m", "--out", "s", *_sets(GLYPHS8)]
+
+
+def _npy_header(fh: object, shape: tuple[int, ...], descr: str = "<f4") -> None:
+    np.lib.format.write_array_header_1_0(fh, {"descr": descr, "fortran_order": False, "shape": shape})
+
+
+def score_npy_declares_153_gib(ctx: Ctx) -> list[str]:
+    """A 144-byte .npy whose header declares 1e6 clips (153 GiB): refused from its header, nothing allocated."""
+    with (ctx.work / "preds.npy").open("wb") as fh:
+        _npy_header(fh, (1_000_000, 10, 1, 64, 64))
+        fh.write(bytes(16))
+    return ["score", "-d", "glyphs", "--predictions", "preds.npy", "--name", "m", "--out", "s", *_sets(GLYPHS8)]
+
+
+def score_npy_truncated(ctx: Ctx) -> list[str]:
+    """The right header, a quarter of the data."""
+    with (ctx.work / "preds.npy").open("wb") as fh:
+        _npy_header(fh, (8, 10, 1, 64, 64))
+        fh.write(bytes(8 * 10 * 64 * 64))
+    return ["score", "-d", "glyphs", "--predictions", "preds.npy", "--name", "m", "--out", "s", *_sets(GLYPHS8)]
+
+
+def score_npz_ids_declare_a_billion(ctx: Ctx) -> list[str]:
+    """A compressed npz whose 'ids' member is 8 GB of zeros (8 MB on disk): refused from its header."""
+    with zipfile.ZipFile(ctx.work / "preds.npz", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("predictions.npy", "w") as fh:
+            np.lib.format.write_array(fh, _copy_last(_test_clips()), allow_pickle=False)
+        with zf.open("ids.npy", "w", force_zip64=True) as fh:
+            _npy_header(fh, (1_000_000_000,), "<i8")
+            zeros = bytes(1 << 20)
+            for _ in range(8):  # 8 MiB written; the header declares 8 GB (never read)
+                fh.write(zeros)
     return ["score", "-d", "glyphs", "--predictions", "preds.npz", "--name", "m", "--out", "s", *_sets(GLYPHS8)]
 
 
@@ -330,9 +365,15 @@ CASES = [
     Case("run-unknown-protocol", run_unknown_protocol, r"^error: unknown metric protocol 'nope' in eval\.protocols; the installed metrics offer: openstl, standard"),
     Case("eval-unknown-protocol", eval_unknown_protocol, r"^error: unknown metric protocol 'nope' in eval\.protocols"),
     # 6. the user's file named, one line; never "interrupted"
-    Case("score-empty-npy", score_empty_npy, r"^error: predictions file preds\.npy is not a readable \.npy/\.npz of numbers \(EOFError"),
-    Case("score-object-npz", score_object_npz, r"^error: predictions file preds\.npz is not a readable \.npy/\.npz of numbers \(ValueError"),
+    Case("score-empty-npy", score_empty_npy, r"^error: predictions file preds\.npy is empty \(0 bytes\); save the array with numpy\.save"),
+    Case("score-object-npz", score_object_npz, r"^error: predictions in preds\.npz have dtype object; save float in \[0, 1\] or uint8"),
     Case("score-truncated-npz", score_truncated_npz, r"^error: predictions file preds\.npz is not a readable \.npy/\.npz of numbers"),
+    Case("score-npy-declares-153-gib", score_npy_declares_153_gib,
+         r"^error: preds\.npy holds 1000000 predicted clips; the test split of glyphs has 8 to score"),
+    Case("score-npy-truncated", score_npy_truncated,
+         r"^error: predictions file preds\.npy is not a readable \.npy/\.npz of numbers \(EOFError: the file holds \d+ bytes, its header declares \d+"),
+    Case("score-npz-ids-declare-a-billion", score_npz_ids_declare_a_billion,
+         r"^error: preds\.npz: 'ids' has 1000000000 entries for 8 predicted clips; give one test index per clip"),
     Case("score-corrupt-npz-member", score_corrupt_npz_member,
          r"^error: predictions file preds\.npz is not a readable \.npy/\.npz of numbers \((error|BadZipFile|EOFError|ValueError)"),
     Case("eval-crafted-checkpoint", eval_crafted_checkpoint,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -87,32 +87,66 @@ def _unreadable(path: Path, exc: BaseException) -> DataError:
     )
 
 
-def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+#: what a header says: the array's shape and dtype
+Header = tuple[tuple[int, ...], np.dtype[Any]]
+
+
+def _header(fh: IO[bytes]) -> Header:
+    """The shape and dtype an ``.npy`` stream declares (read from its header, no data read)."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    return tuple(int(d) for d in shape), np.dtype(dtype)
+
+
+def _member(keys: Sequence[str], path: Path) -> str:
+    if "predictions" in keys:
+        return "predictions"
+    others = [k for k in keys if k != "ids"]
+    if len(others) != 1:
+        raise DataError(f"{path} holds arrays {shorten(str(keys), 120)}; name the predictions 'predictions' (and optionally 'ids')")
+    return others[0]
+
+
+def load_predictions(
+    path: Path, check: Callable[[str, Header], None] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The predictions array and the ``ids`` array when the file has one.
 
-    Nothing in the file can run code (no pickles); any damage is a one-line :class:`DataError`
-    naming the file.
+    Each array's header is read first and passed to ``check`` (``"predictions"`` or
+    ``"ids"``, its shape and dtype), so that an array of the wrong shape or kind is refused
+    before its data are read (a 150-byte file can declare 150 GiB). Nothing in the file can
+    run code (no pickles); any damage is a one-line :class:`DataError` naming the file.
     """
     if not path.is_file():
         raise ConfigError(f"predictions file {path} does not exist; pass --predictions FILE.npy|FILE.npz")
+    peek = check or (lambda what, header: None)
+    if path.stat().st_size == 0:
+        raise DataError(f"predictions file {path} is empty (0 bytes); save the array with numpy.save or numpy.savez")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded, None
-        with loaded as npz:
-            keys = list(npz.files)
-            if "predictions" in npz.files:
-                preds = npz["predictions"]
-            elif len([k for k in keys if k != "ids"]) == 1:
-                preds = npz[next(k for k in keys if k != "ids")]
-            else:
-                raise DataError(
-                    f"{path} holds arrays {shorten(str(keys), 120)}; name the predictions 'predictions' (and optionally 'ids')"
-                )
-            ids = npz["ids"] if "ids" in npz.files else None
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                keys = [n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy")]
+                key = _member(keys, path)
+                for what, name in (("predictions", key), ("ids", "ids")):
+                    if name in keys:
+                        with zf.open(f"{name}.npy") as fh:
+                            peek(what, _header(fh))
+            with np.load(path, allow_pickle=False) as npz:  # members read by name, one at a time
+                preds = npz[key]
+                ids = npz["ids"] if "ids" in keys else None
+            return preds, ids
+        with path.open("rb") as fh:
+            shape, dtype = _header(fh)
+            peek("predictions", (shape, dtype))
+            need = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if path.stat().st_size < need:
+            raise EOFError(f"the file holds {path.stat().st_size} bytes, its header declares {need}")
+        return np.load(path, allow_pickle=False), None
     except _READ_ERRORS as exc:
         raise _unreadable(path, exc) from None
-    return preds, ids
 
 
 def check_values(preds: np.ndarray, path: Path) -> int:
@@ -144,21 +178,46 @@ def check_values(preds: np.ndarray, path: Path) -> int:
     return nan_frames
 
 
-def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoDataset, n: int, path: Path, name: str) -> Tensor:
-    """Count, order and shape against the test split; uint8 is scaled to [0, 1]."""
+def _check_shape(shape: tuple[int, ...], dataset: VideoDataset, n: int, path: Path, name: str) -> None:
     S, (C, H, W) = dataset.horizon, dataset.frame_shape.as_tuple()
     want = f"[N, S, C, H, W] = [{n}, {S}, {C}, {H}, {W}] in {name}'s test order"
-    if preds.ndim != 5 or tuple(preds.shape[1:]) != (S, C, H, W):
-        raise DataError(f"predictions in {path} have shape {list(preds.shape)}; expected {want}")
-    if preds.shape[0] != n:
+    if len(shape) != 5 or tuple(shape[1:]) != (S, C, H, W):
+        raise DataError(f"predictions in {path} have shape {shorten(str(list(shape)), 120)}; expected {want}")
+    if shape[0] != n:
         raise DataError(
-            f"{path} holds {preds.shape[0]} predicted clips; the test split of {name} has {n} to score "
+            f"{path} holds {shape[0]} predicted clips; the test split of {name} has {n} to score "
             f"(expected {want}; eval.max_sequences scores only the first N)"
         )
+
+
+def _check_dtype(dtype: np.dtype[Any], path: Path) -> None:
+    if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
+        raise DataError(f"predictions in {path} have dtype {dtype}; save float in [0, 1] or uint8 in 0-255")
+
+
+def _check_ids(count: int, dtype: np.dtype[Any], n: int, path: Path) -> None:
+    if dtype.kind not in "iuf":
+        raise DataError(f"{path}: 'ids' have dtype {dtype}; save the test index of each row as integers")
+    if count != n:
+        raise DataError(f"{path}: 'ids' has {count} entries for {n} predicted clips; give one test index per clip")
+
+
+def check_header(what: str, header: Header, dataset: VideoDataset, n: int, path: Path, name: str) -> None:
+    """An array's declared shape and dtype, before its data are read (see :func:`check_predictions`)."""
+    shape, dtype = header
+    if what == "predictions":
+        _check_shape(shape, dataset, n, path, name)
+        _check_dtype(dtype, path)
+    else:
+        _check_ids(int(np.prod(shape, dtype=np.int64)), dtype, n, path)
+
+
+def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoDataset, n: int, path: Path, name: str) -> Tensor:
+    """Count, order, shape and dtype against the test split; uint8 is scaled to [0, 1]."""
+    _check_shape(tuple(preds.shape), dataset, n, path, name)
     if ids is not None:
         ids = np.asarray(ids).reshape(-1)
-        if ids.shape[0] != n:
-            raise DataError(f"{path}: 'ids' has {ids.shape[0]} entries for {n} predicted clips; give one test index per clip")
+        _check_ids(ids.shape[0], ids.dtype, n, path)
         wrong = np.flatnonzero(ids != np.arange(n))
         if wrong.size:
             i = int(wrong[0])
@@ -166,10 +225,9 @@ def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoD
                 f"{path} is not in {name}'s test order: row {i} has id {ids[i]}, expected {i}; "
                 f"sort the rows by id (row i must predict test clip i)"
             )
+    _check_dtype(preds.dtype, path)
     if preds.dtype == np.uint8:
         return torch.from_numpy(preds.astype(np.float32) / 255.0)
-    if not np.issubdtype(preds.dtype, np.floating):
-        raise DataError(f"predictions in {path} have dtype {preds.dtype}; save float in [0, 1] or uint8 in 0-255")
     return torch.from_numpy(np.ascontiguousarray(preds, dtype=np.float32))
 
 
@@ -225,7 +283,9 @@ def _score_predictions(req: ScoreRequest, registry: Registry, echo: Echo, stack:
     test = dataset.split("test")
     n_all = len(test)  # type: ignore[arg-type]
     n = min(n_all, cfg.eval.max_sequences) if cfg.eval.max_sequences is not None else n_all
-    preds, ids = load_predictions(req.predictions)
+    preds, ids = load_predictions(
+        req.predictions, lambda what, header: check_header(what, header, dataset, n, req.predictions, req.dataset)
+    )
     served = check_predictions(preds, ids, dataset, n, req.predictions, req.dataset)
 
     metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
