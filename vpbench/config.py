@@ -17,8 +17,10 @@ from pydantic import Field, ValidationError
 
 from .errors import ConfigError
 from .configbase import ComponentConfig
+from .names import quote, shorten
 
 __all__ = [
+    "MAX_LR",
     "TrainConfig",
     "EvalConfig",
     "RunConfig",
@@ -32,12 +34,17 @@ __all__ = [
 ]
 
 
+#: the largest learning rate accepted (train.lr, and a model stage's own lr): far above any useful
+#: Adam rate; a value like 1e300 is inf in float32 and the run would only record NaN
+MAX_LR = 10
+
+
 class TrainConfig(ComponentConfig):
     """How the harness trains a model (the budget and the loop, not the model)."""
 
     max_steps: int = Field(2000, ge=0, description="optimiser steps over all stages")
     batch_size: int = Field(16, ge=1, description="training clips per step")
-    lr: float = Field(3e-4, gt=0, description="Adam learning rate unless a stage sets its own")
+    lr: float = Field(3e-4, gt=0, le=MAX_LR, description="Adam learning rate unless a stage sets its own")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="per stage: constant, or cosine decay from the stage's lr to 0 over the stage's steps"
     )
@@ -57,8 +64,10 @@ class EvalConfig(ComponentConfig):
     """How the harness evaluates on the test split."""
 
     batch_size: int = Field(32, ge=1, description="test clips per forward pass")
-    metrics: list[str] | None = Field(None, description="metric names; none means every registered metric")
-    protocols: list[str] = Field(["openstl"], description="metric protocols reported side by side")
+    metrics: list[str] | None = Field(
+        None, min_length=1, description="metric names (at least one); none means every registered metric"
+    )
+    protocols: list[str] = Field(["openstl"], min_length=1, description="metric protocols reported side by side (at least one)")
     max_sequences: int | None = Field(None, ge=1, description="evaluate only the first N test clips")
     profile: bool = Field(True, description="store parameters, FLOPs, throughput and peak memory in the record")
 
@@ -72,7 +81,7 @@ class RunConfig(ComponentConfig):
     eval: EvalConfig = Field(default_factory=EvalConfig)  # type: ignore[arg-type]
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed for weights, data order and sampling (0 to 2**32-1)")
     threads: int | None = Field(
-        None, ge=1, description="PyTorch CPU threads; null: OMP_NUM_THREADS, else 1 up to 4 cores, else half of them"
+        None, ge=1, le=4096, description="PyTorch CPU threads; null: OMP_NUM_THREADS, else 1 up to 4 cores, else half of them"
     )
 
 
@@ -105,8 +114,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = shorten(str(getattr(exc, "problem", None) or str(exc).splitlines()[0]))
         raise ConfigError(f"invalid YAML in {path}{where}: {problem}; fix the file") from exc
+    except RecursionError:
+        raise ConfigError(f"invalid YAML in {path}: nested too deeply for a config; fix the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -120,11 +131,13 @@ def apply_overrides(base: Mapping[str, Any], sets: Sequence[str]) -> dict[str, A
     for item in sets:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"bad --set {item!r}: expected KEY=VALUE, e.g. --set train.max_steps=200")
+            raise ConfigError(f"bad --set {quote(item)}: expected KEY=VALUE, e.g. --set train.max_steps=200")
         try:
             values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             values[key.strip()] = raw
+        except RecursionError:
+            raise ConfigError(f"bad --set {quote(item)}: the value is nested too deeply for a config") from None
     return set_dotted(base, values)
 
 
@@ -137,7 +150,7 @@ def set_dotted(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, 
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"config key {key!r}: {part!r} is not a section")
+                raise ConfigError(f"config key {quote(key)}: {quote(part)} is not a section")
             node = child
         node[parts[-1]] = value
     return out
@@ -165,8 +178,8 @@ def validate_section(cls: type[C], data: Mapping[str, Any], section: str) -> C:
                 if isinstance(ann, type) and issubclass(ann, ComponentConfig):
                     sub = ann
             valid = ", ".join(sub.model_fields) or "(none)"
-            raise ConfigError(f"unknown config key {key!r}; valid keys here: {valid}") from None
-        raise ConfigError(f"bad value for config key {key!r}: {err['msg']} (got {err.get('input')!r})") from None
+            raise ConfigError(f"unknown config key {quote(key)}; valid keys here: {valid}") from None
+        raise ConfigError(f"bad value for config key {quote(key)}: {err['msg']} (got {quote(err.get('input'))})") from None
 
 
 def build_run_config(data: Mapping[str, Any]) -> RunConfig:

@@ -18,6 +18,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, UnknownPluginError, VpbenchError
+from .names import is_slug, quote
 from .specs import DatasetSpec, MetricSpec, ModelSpec
 
 __all__ = [
@@ -222,6 +223,11 @@ class _Table(Generic[S]):
 
     def add(self, item: Registered[S]) -> None:
         name = item.spec.name
+        if not is_slug(name):  # names become folder and file names (runs/<model>-<dataset>-..., pages)
+            raise PluginError(
+                f"plugin {item.plugin!r} registers the {self.kind} name {quote(name)}, which is not a plain name "
+                f"(letters, digits, . _ + -); rename it, or exclude the plugin with {ALLOW_ENV}"
+            )
         if name in self._items:
             other = self._items[name]
             raise PluginError(

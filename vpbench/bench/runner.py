@@ -21,6 +21,7 @@ from typing import Any
 from ..config import load_yaml
 from ..errors import ConfigError, VpbenchError
 from ..fsutil import atomic_write_text
+from ..names import check_slug
 from .store import STATE_FILE
 from .suite import PlannedRun, SuiteSpec, expand_suite, load_suite, resolved_config
 
@@ -85,6 +86,8 @@ def plan_bench(req: BenchRequest, registry: Any) -> tuple[SuiteSpec, str, list[P
     suite = load_suite(req.suite)
     name = suite.name or req.suite.stem
     runs = expand_suite(suite, registry, str(req.suite), req.sets, suite_dir=req.suite.parent)
+    if req.out is None:  # the name becomes a folder under runs/: it must stay there
+        check_slug(f"suite {req.suite}: name", name, "it names the output folder runs/bench-<name>; set a plain `name:` or give --out")
     out = req.out or Path("runs") / f"bench-{name}"
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the suite's runs")

@@ -21,7 +21,6 @@ and dataset's typed configs before anything runs. Unknown keys are errors.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config import apply_overrides, build_run_config, configs_dir, default_config_file, load_yaml, set_dotted, validate_section
 from ..errors import ConfigError
+from ..names import MAX_LEN, check_slug, quote
 
-#: entry names become folder names and run ids (the leaderboard accepts the same names)
-SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
+#: entry names become folder names and run ids (``<entry>-seed-<n>``, at most MAX_LEN characters)
+ENTRY_MAX_LEN = MAX_LEN - 20
 
 __all__ = ["EntrySpec", "SuiteSpec", "PlannedRun", "load_suite", "parse_suite", "expand_suite", "resolved_config"]
 
@@ -102,10 +102,10 @@ def _key_error(source: str, exc: ValidationError) -> ConfigError:
     if err["type"] == "extra_forbidden":
         model: type[BaseModel] = EntrySpec if "entries" in [str(p) for p in err["loc"][:1]] else SuiteSpec
         valid = ", ".join(model.model_fields)
-        return ConfigError(f"suite {source}: unknown key {loc!r}; valid keys here: {valid}")
+        return ConfigError(f"suite {source}: unknown key {quote(loc)}; valid keys here: {valid}")
     if err["type"] == "missing":
-        return ConfigError(f"suite {source}: key {loc!r} is required; add it (see configs/suites/ for examples)")
-    return ConfigError(f"suite {source}: bad value for key {loc!r}: {err['msg']} (got {err.get('input')!r})")
+        return ConfigError(f"suite {source}: key {quote(loc)} is required; add it (see configs/suites/ for examples)")
+    return ConfigError(f"suite {source}: bad value for key {quote(loc)}: {err['msg']} (got {quote(err.get('input'))})")
 
 
 def parse_suite(data: Mapping[str, Any], source: str) -> SuiteSpec:
@@ -114,10 +114,11 @@ def parse_suite(data: Mapping[str, Any], source: str) -> SuiteSpec:
         suite = SuiteSpec.model_validate(dict(data))
     except ValidationError as exc:
         raise _key_error(source, exc) from None
+    if suite.name is not None:
+        check_slug(f"suite {source}: name", suite.name, "it names the output folder runs/bench-<name>; give a plain name")
     labels = [e.label for e in suite.entries]
     for label in labels:
-        if not SLUG.match(label):
-            raise ConfigError(f"suite {source}: entry name {label!r} must be a plain name (letters, digits, . _ + -); set `name:`")
+        check_slug(f"suite {source}: entry name", label, "it names the run folders; set a plain `name:`", ENTRY_MAX_LEN)
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
         raise ConfigError(f"suite {source}: entries share the name {dupes[0]!r}; give each a distinct `name:`")
@@ -126,7 +127,7 @@ def parse_suite(data: Mapping[str, Any], source: str) -> SuiteSpec:
             raise ConfigError(f"suite {source}: entry {e.label!r} has no datasets; list them under `datasets:`")
         seeds = e.seeds if e.seeds is not None else suite.seeds
         if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-            raise ConfigError(f"suite {source}: entry {e.label!r} needs distinct seeds >= 0, got {seeds}")
+            raise ConfigError(f"suite {source}: entry {e.label!r} needs distinct seeds >= 0, got {quote(seeds)}")
     return suite
 
 
@@ -145,7 +146,7 @@ def _config_file(entry: EntrySpec, model: str, dataset: str, suite_dir: Path | N
         if c.is_file():
             return c
     raise ConfigError(
-        f"entry {entry.label!r}: config file {entry.config!r} not found (looked in: {', '.join(str(c) for c in candidates)})"
+        f"entry {entry.label!r}: config file {quote(entry.config)} not found (looked in: {', '.join(str(c) for c in candidates)})"
     )
 
 
@@ -165,7 +166,7 @@ def expand_suite(
     for name in suite.compare or []:
         if name not in registry.models:
             valid = ", ".join(sorted(registry.models.names()))
-            raise ConfigError(f"suite {source}: unknown baseline {name!r} under compare:; valid models: {valid} (or compare: [])")
+            raise ConfigError(f"suite {source}: unknown baseline {quote(name)} under compare:; valid models: {valid} (or compare: [])")
     for entry in suite.entries:
         registry.models.get(entry.model)  # an unknown name lists the valid ones
         datasets = entry.datasets if entry.datasets is not None else suite.datasets

@@ -6,6 +6,7 @@ A user error prints one line and exits with status 2; no traceback.
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -79,11 +80,27 @@ def _usage_line(exc: click.UsageError) -> str:
     return f"error: {exc.format_message().rstrip('.')}; see `{path} --help`"
 
 
+def _printable(line: str) -> str:
+    """One line that any terminal encoding can print: undecodable bytes of a file name
+    (surrogate escapes) and characters the stream cannot encode are backslash-escaped."""
+    line = " ".join(line.split())
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    try:
+        return line.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:
+        return line.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _error(message: str) -> None:
+    click.echo(_printable(f"error: {message}"), err=True)
+
+
 def main(argv: Sequence[str] | None = None, plugins: Sequence[object] = ()) -> None:
     """Console-script entry point (``plugins``: extra plugin objects, e.g. in tests).
 
-    User errors (:class:`VpbenchError`, bad flags) print one line and exit with status 2.
-    Any other exception is a bug and keeps its traceback.
+    User errors (:class:`VpbenchError`, bad flags, a path name longer than the file system
+    allows) print one line and exit with status 2. Ctrl-C (a real SIGINT) prints
+    ``interrupted`` and exits with 130. Any other exception is a bug and keeps its traceback.
     """
     from ..plugins import get_plugin_manager
 
@@ -91,18 +108,29 @@ def main(argv: Sequence[str] | None = None, plugins: Sequence[object] = ()) -> N
         cli = build_cli(get_plugin_manager(plugins))
         cli.main(args=list(argv) if argv is not None else None, prog_name="vpbench", standalone_mode=False)
     except VpbenchError as exc:
-        message = " ".join(str(exc).split())  # one line, whatever the message holds
-        click.echo(f"error: {message}", err=True)
+        _error(str(exc))  # one line, whatever the message holds
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns an EOFError into Abort too: only a KeyboardInterrupt is the user's Ctrl-C
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, EOFError):
+            raise cause  # a bug (a user's file would have been reported): keep its traceback
         click.echo("interrupted", err=True)
         sys.exit(130)
     except click.UsageError as exc:
-        click.echo(_usage_line(exc), err=True)
+        click.echo(_printable(_usage_line(exc)), err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        _error(exc.format_message())
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        where = str(exc.filename) if exc.filename is not None else "a path"
+        if len(where) > 120:
+            where = where[:60] + "..." + where[-40:]
+        _error(f"a name in {where} is too long for the file system (at most 255 bytes per name); choose a shorter name")
+        sys.exit(2)

@@ -11,14 +11,19 @@ __all__ = ["command"]
 
 EPILOG = """\b
 Examples:
+  vpbench data export mmnist --split test --out mmnist-test.npz   # the clips to predict
   vpbench score --dataset mmnist --predictions preds.npy --name my-model
   vpbench score --dataset kth --predictions preds.npz --name simvp-openstl --set eval.protocols=[openstl,standard]
 
 \b
 The file is .npy, or .npz with the array under 'predictions' (and optionally 'ids', the
 test-clip index of each row, which makes vpbench check the order). Shape [N, S, C, H, W]
-in the dataset's test order (`vpbench data info DATASET`), float in [0, 1] or uint8 0-255.
-The record lands in --out/record.json; `vpbench leaderboard` reads it like any run's.
+in the dataset's test order, float in [0, 1] or uint8 0-255: every clip is checked
+(range, dtype, no inf; frames holding NaN are warned about). `vpbench data export
+DATASET --split test --out clips.npz` writes the test clips and ids to predict from.
+--name and the last part of --out are plain names (letters, digits, . _ + -); --out is
+locked while it is written. The record lands in --out/record.json; `vpbench leaderboard`
+reads it like any run's.
 """
 
 

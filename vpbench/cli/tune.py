@@ -81,6 +81,10 @@ def command(
     Data are prepared once before the trials start. A trial whose worker dies restarts
     from its last checkpoint; an interrupted search continues with --resume --out DIR.
     """
+    if out is not None:  # the folder's name is the search's name (Ray's experiment folder): a plain name
+        from ..engine.guards import check_run_id
+
+        check_run_id(out)
     from ..tune import SearchInterrupted, TuneRequest, run_search, summary_frame, summary_table
 
     req = TuneRequest(

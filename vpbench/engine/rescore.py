@@ -11,6 +11,7 @@ import dataclasses
 import datetime as _dt
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,10 @@ from ..hardware import resolve_device
 from ..plugins import Registry
 from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
 from .evaluate import Predictor, evaluate
+from .guards import check_measured, check_run_id, check_test_split
 from .preflight import preflight_run
 from .rng import seed_everything
+from .rundir import run_lock
 from .recording import baseline_predictors, build_record, count_params, profile_if, write_pictures
 from .run import DEFAULT_COMPARE, RunDir
 from .saved import build_saved, read_run
@@ -46,7 +49,22 @@ class EvalRequest:
     argv: Sequence[str] = ()
 
 
+def _check_out(out: RunDir, run: Path) -> None:
+    if out.root.exists() and not out.root.is_dir():
+        raise ConfigError(f"--out {out.root} is a file, not a folder; choose another --out")
+    if out.record.exists():
+        raise ConfigError(f"{out.root} already holds a record; choose another --out")
+    if out.root.resolve() == run.resolve():
+        raise ConfigError("--out must not be the run directory itself; the original run stays as it is")
+
+
 def rescore_run(req: EvalRequest, registry: Registry, echo: Echo = print) -> tuple[RunRecord, Path]:
+    """Score the run's checkpoint; ``--out`` is locked against a second writer while it is written."""
+    with ExitStack() as stack:
+        return _rescore_run(req, registry, echo, stack)
+
+
+def _rescore_run(req: EvalRequest, registry: Registry, echo: Echo, stack: ExitStack) -> tuple[RunRecord, Path]:
     t0 = time.monotonic()
     saved = read_run(req.run, registry)
     bad = [s.partition("=")[0] for s in req.sets if not s.partition("=")[0].strip().startswith("eval.")]
@@ -56,10 +74,8 @@ def rescore_run(req: EvalRequest, registry: Registry, echo: Echo = print) -> tup
     saved = dataclasses.replace(saved, config=cfg)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = RunDir(req.out or Path("runs") / f"{req.run.name}-eval-{stamp}")
-    if out.record.exists():
-        raise ConfigError(f"{out.root} already holds a record; choose another --out")
-    if out.root.resolve() == req.run.resolve():
-        raise ConfigError("--out must not be the run directory itself; the original run stays as it is")
+    check_run_id(out.root)
+    _check_out(out, req.run)
     device = resolve_device(req.device)
     seed_everything(cfg.seed)
     dataset, model, ckpt = build_saved(saved, registry, resolve_data_root(req.data_root), device, req.checkpoint)
@@ -71,8 +87,12 @@ def rescore_run(req: EvalRequest, registry: Registry, echo: Echo = print) -> tup
     metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
     for name, why in unavailable.items():
         echo(f"warning: metric {name} unavailable: {why}")
+    check_measured(metrics, unavailable, cfg.eval.protocols, registry)
+    check_test_split(dataset)
     metrics = preflight_run(registry, saved.model, saved.dataset, dataset, model, metrics, device,
                             cfg.eval.metrics, warn=lambda m: echo(f"warning: {m}"))
+    stack.enter_context(run_lock(out.root))  # nothing was written before this line
+    _check_out(out, req.run)  # again, now that no other process can write it
 
     predictors: dict[str, Predictor] = {saved.model: model.predict}
     predictors.update(baseline_predictors(registry, req.compare, saved.model, dataset, device))

@@ -24,7 +24,7 @@ from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
 from .blankcheck import DEFAULT_COMPARE, FLAG_BELOW_BLANK, below_blank
 from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
-from .guards import check_compare, check_run_dir, check_test_split, check_trainable
+from .guards import check_compare, check_measured, check_run_dir, check_run_id, check_test_split, check_trainable
 from .preflight import preflight_run
 from .recording import baseline_predictors, build_record, count_params, profile_if, write_pictures
 from .rng import deterministic_kernels, seed_everything
@@ -105,6 +105,7 @@ def resolve_request(req: RunRequest, registry: Registry) -> Resolved:
         if req.out is None:
             raise ConfigError("--resume needs --out DIR naming the run directory to continue")
         rd = RunDir(req.out)
+        check_run_id(rd.root)
         check_compare(registry, req.compare)
         if not rd.spec.is_file():
             raise ConfigError(f"{req.out} is not a vpbench run directory (no run.yaml); start a new run instead")
@@ -138,6 +139,7 @@ def resolve_request(req: RunRequest, registry: Registry) -> Resolved:
     config = build_run_config(data)
     out = req.out or Path("runs") / f"{req.model}-{req.dataset}-{_timestamp()}"
     rd = RunDir(out)
+    check_run_id(rd.root)
     check_run_dir(rd.root, resume=False)
     return Resolved(req.model, req.dataset, config, str(source) if source else None, rd, False)
 
@@ -198,6 +200,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
     for name, why in unavailable.items():
         echo(f"warning: metric {name} unavailable: {why}")
+    check_measured(metrics, unavailable, cfg.eval.protocols, registry)
     metrics = preflight_run(registry, res.model, res.dataset, dataset, model, metrics, device,  # before any training
                             cfg.eval.metrics, warn=lambda m: echo(f"warning: {m}"))
 

@@ -87,14 +87,22 @@ def build_saved(
     model_cfg = model.config.model_dump(mode="json")
     chosen = _choose(run, which)
     last = run.root / "checkpoints" / "last.pt"
-    state = load_checkpoint(last, model=run.model, model_config=model_cfg)["train_state"] if last.is_file() else None
+    own_fix = (
+        f"the run's checkpoint is damaged: give --checkpoint another one (best, last or a FILE), "
+        f"or train again with vpbench run --out NEW"
+    )
+    state = load_checkpoint(last, model=run.model, model_config=model_cfg, fix=own_fix)["train_state"] if last.is_file() else None
     if chosen is None:
         if model.stages() and cfg.train.max_steps > 0:
             raise ConfigError(f"{run.root} has no checkpoint to load; train it (vpbench run --resume --out {run.root})")
         return dataset, model.to(device).eval(), LoadedCheckpoint(None, None, "untrained", state)
     path, kind = chosen
-    payload = load_checkpoint(path, model=run.model, model_config=model_cfg)
-    load_model_state(model, payload["state_dict"], path)
+    fix = (
+        f"give --checkpoint a file written by `vpbench run` of {run.model} with this run's config (or best, last)"
+        if kind == "file" else own_fix
+    )
+    payload = load_checkpoint(path, model=run.model, model_config=model_cfg, fix=fix)
+    load_model_state(model, payload["state_dict"], path, fix=fix)
     step = payload.get("step")
     if step is None and isinstance(payload.get("train_state"), dict):
         step = payload["train_state"].get("global_step")

@@ -13,11 +13,14 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import time
+import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -27,14 +30,17 @@ from ..components import build_dataset, build_metrics
 from ..config import apply_overrides, build_run_config, load_yaml
 from ..data.root import resolve_data_root
 from ..errors import ConfigError, DataError
+from ..names import check_slug, shorten
 from ..hardware import resolve_device
 from ..interfaces import VideoDataset
 from ..plugins import Registry
 from ..records import EXTERNAL, ComponentInfo, RunRecord, TrainSummary, write_record
 from .evaluate import Predictor, evaluate
+from .guards import check_measured, check_run_id, check_test_split
 from .preflight import component, metric_policy, preflight
 from .recording import baseline_predictors, build_record, write_pictures
 from .rng import seed_everything
+from .rundir import run_lock
 
 __all__ = ["ScoreRequest", "load_predictions", "score_predictions"]
 
@@ -69,43 +75,149 @@ def _sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """The predictions array and the ``ids`` array when the file has one."""
+#: what reading a damaged or hostile .npy/.npz can raise (a 0-byte file: EOFError; an object array: ValueError)
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, UnicodeDecodeError)
+
+
+def _unreadable(path: Path, exc: BaseException) -> DataError:
+    why = shorten(" ".join(str(exc).split()), 160) or "no data"
+    return DataError(
+        f"predictions file {path} is not a readable .npy/.npz of numbers ({type(exc).__name__}: {why}); "
+        f"save a float or uint8 array with numpy.save or numpy.savez"
+    )
+
+
+#: what a header says: the array's shape and dtype
+Header = tuple[tuple[int, ...], np.dtype[Any]]
+
+
+def _header(fh: IO[bytes]) -> Header:
+    """The shape and dtype an ``.npy`` stream declares (read from its header, no data read)."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    return tuple(int(d) for d in shape), np.dtype(dtype)
+
+
+def _member(keys: Sequence[str], path: Path) -> str:
+    if "predictions" in keys:
+        return "predictions"
+    others = [k for k in keys if k != "ids"]
+    if len(others) != 1:
+        raise DataError(f"{path} holds arrays {shorten(str(keys), 120)}; name the predictions 'predictions' (and optionally 'ids')")
+    return others[0]
+
+
+def load_predictions(
+    path: Path, check: Callable[[str, Header], None] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The predictions array and the ``ids`` array when the file has one.
+
+    Each array's header is read first and passed to ``check`` (``"predictions"`` or
+    ``"ids"``, its shape and dtype), so that an array of the wrong shape or kind is refused
+    before its data are read (a 150-byte file can declare 150 GiB). Nothing in the file can
+    run code (no pickles); any damage is a one-line :class:`DataError` naming the file.
+    """
     if not path.is_file():
         raise ConfigError(f"predictions file {path} does not exist; pass --predictions FILE.npy|FILE.npz")
+    peek = check or (lambda what, header: None)
+    if path.stat().st_size == 0:
+        raise DataError(f"predictions file {path} is empty (0 bytes); save the array with numpy.save or numpy.savez")
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npy/.npz file ({' '.join(str(exc).split())}); save it with numpy.save") from exc
-    if isinstance(loaded, np.ndarray):
-        return loaded, None
-    with loaded as npz:
-        keys = list(npz.files)
-        if "predictions" in npz.files:
-            preds = npz["predictions"]
-        elif len([k for k in keys if k != "ids"]) == 1:
-            preds = npz[next(k for k in keys if k != "ids")]
-        else:
-            raise DataError(f"{path} holds arrays {keys}; name the predictions 'predictions' (and optionally 'ids')")
-        ids = npz["ids"] if "ids" in npz.files else None
-    return preds, ids
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                keys = [n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy")]
+                key = _member(keys, path)
+                for what, name in (("predictions", key), ("ids", "ids")):
+                    if name in keys:
+                        with zf.open(f"{name}.npy") as fh:
+                            peek(what, _header(fh))
+            with np.load(path, allow_pickle=False) as npz:  # members read by name, one at a time
+                preds = npz[key]
+                ids = npz["ids"] if "ids" in keys else None
+            return preds, ids
+        with path.open("rb") as fh:
+            shape, dtype = _header(fh)
+            peek("predictions", (shape, dtype))
+            need = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if path.stat().st_size < need:
+            raise EOFError(f"the file holds {path.stat().st_size} bytes, its header declares {need}")
+        return np.load(path, allow_pickle=False), None
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
+
+
+def check_values(preds: np.ndarray, path: Path) -> int:
+    """Range and finiteness over the whole array (it is in memory); the number of frames holding NaN.
+
+    Infinite values and values beyond :data:`UNCLIPPED_BOUNDS` (another scale, e.g. 0-255 saved
+    as float) are errors naming the first clip that holds them; NaN frames are counted, and
+    warned about by the caller, as ``vpbench run`` does.
+    """
+    lo, hi = UNCLIPPED_BOUNDS
+    nan_frames = 0
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN clip
+        for i, clip in enumerate(preds):
+            frames = clip.reshape(clip.shape[0], -1)
+            nan = np.isnan(frames).any(axis=1)
+            nan_frames += int(nan.sum())
+            if nan.all():
+                continue
+            cmin, cmax = float(np.nanmin(frames)), float(np.nanmax(frames))
+            if not (np.isfinite(cmin) and np.isfinite(cmax)):
+                raise DataError(f"predictions in {path}: clip {i} holds infinite values; save finite values in [0, 1]")
+            if cmin < lo or cmax > hi:
+                raise DataError(
+                    f"predictions in {path}: clip {i} has values in [{cmin:.4g}, {cmax:.4g}], outside [0, 1] (unclipped "
+                    f"outputs within [{lo:g}, {hi:g}] are accepted); save every clip on the same [0, 1] scale "
+                    f"(or all as uint8 0-255)"
+                )
+    return nan_frames
+
+
+def _check_shape(shape: tuple[int, ...], dataset: VideoDataset, n: int, path: Path, name: str) -> None:
+    S, (C, H, W) = dataset.horizon, dataset.frame_shape.as_tuple()
+    want = f"[N, S, C, H, W] = [{n}, {S}, {C}, {H}, {W}] in {name}'s test order"
+    if len(shape) != 5 or tuple(shape[1:]) != (S, C, H, W):
+        raise DataError(f"predictions in {path} have shape {shorten(str(list(shape)), 120)}; expected {want}")
+    if shape[0] != n:
+        raise DataError(
+            f"{path} holds {shape[0]} predicted clips; the test split of {name} has {n} to score "
+            f"(expected {want}; eval.max_sequences scores only the first N)"
+        )
+
+
+def _check_dtype(dtype: np.dtype[Any], path: Path) -> None:
+    if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
+        raise DataError(f"predictions in {path} have dtype {dtype}; save float in [0, 1] or uint8 in 0-255")
+
+
+def _check_ids(count: int, dtype: np.dtype[Any], n: int, path: Path) -> None:
+    if dtype.kind not in "iuf":
+        raise DataError(f"{path}: 'ids' have dtype {dtype}; save the test index of each row as integers")
+    if count != n:
+        raise DataError(f"{path}: 'ids' has {count} entries for {n} predicted clips; give one test index per clip")
+
+
+def check_header(what: str, header: Header, dataset: VideoDataset, n: int, path: Path, name: str) -> None:
+    """An array's declared shape and dtype, before its data are read (see :func:`check_predictions`)."""
+    shape, dtype = header
+    if what == "predictions":
+        _check_shape(shape, dataset, n, path, name)
+        _check_dtype(dtype, path)
+    else:
+        _check_ids(int(np.prod(shape, dtype=np.int64)), dtype, n, path)
 
 
 def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoDataset, n: int, path: Path, name: str) -> Tensor:
-    """Count, order and shape against the test split; uint8 is scaled to [0, 1]."""
-    S, (C, H, W) = dataset.horizon, dataset.frame_shape.as_tuple()
-    want = f"[N, S, C, H, W] = [{n}, {S}, {C}, {H}, {W}] in {name}'s test order"
-    if preds.ndim != 5 or tuple(preds.shape[1:]) != (S, C, H, W):
-        raise DataError(f"predictions in {path} have shape {list(preds.shape)}; expected {want}")
-    if preds.shape[0] != n:
-        raise DataError(
-            f"{path} holds {preds.shape[0]} predicted clips; the test split of {name} has {n} to score "
-            f"(expected {want}; eval.max_sequences scores only the first N)"
-        )
+    """Count, order, shape and dtype against the test split; uint8 is scaled to [0, 1]."""
+    _check_shape(tuple(preds.shape), dataset, n, path, name)
     if ids is not None:
         ids = np.asarray(ids).reshape(-1)
-        if ids.shape[0] != n:
-            raise DataError(f"{path}: 'ids' has {ids.shape[0]} entries for {n} predicted clips; give one test index per clip")
+        _check_ids(ids.shape[0], ids.dtype, n, path)
         wrong = np.flatnonzero(ids != np.arange(n))
         if wrong.size:
             i = int(wrong[0])
@@ -113,10 +225,9 @@ def check_predictions(preds: np.ndarray, ids: np.ndarray | None, dataset: VideoD
                 f"{path} is not in {name}'s test order: row {i} has id {ids[i]}, expected {i}; "
                 f"sort the rows by id (row i must predict test clip i)"
             )
+    _check_dtype(preds.dtype, path)
     if preds.dtype == np.uint8:
         return torch.from_numpy(preds.astype(np.float32) / 255.0)
-    if not np.issubdtype(preds.dtype, np.floating):
-        raise DataError(f"predictions in {path} have dtype {preds.dtype}; save float in [0, 1] or uint8 in 0-255")
     return torch.from_numpy(np.ascontiguousarray(preds, dtype=np.float32))
 
 
@@ -134,12 +245,26 @@ class _Served:
         return out
 
 
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
+    if (out / "record.json").exists():
+        raise ConfigError(f"{out} already holds a record; choose another --out")
+
+
 def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print) -> tuple[RunRecord, Path]:
-    """Score ``req.predictions`` on ``req.dataset``'s test split; write ``<out>/record.json``."""
+    """Score ``req.predictions`` on ``req.dataset``'s test split; write ``<out>/record.json``.
+
+    ``--out`` is locked against a second writer from before its first file until the record is written.
+    """
+    with ExitStack() as stack:
+        return _score_predictions(req, registry, echo, stack)
+
+
+def _score_predictions(req: ScoreRequest, registry: Registry, echo: Echo, stack: ExitStack) -> tuple[RunRecord, Path]:
     t0 = time.monotonic()
     registry.datasets.get(req.dataset)
-    if not req.name.strip() or "/" in req.name:
-        raise ConfigError(f"--name {req.name!r} must be a non-empty model name without '/'")
+    check_slug("--name", req.name, "give the model a plain name, e.g. --name simvp-openstl")
     data: dict[str, Any] = load_yaml(req.config_file) if req.config_file is not None else {}
     data = apply_overrides(data, req.sets)
     for section in ("model", "train"):
@@ -148,21 +273,25 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
     cfg = build_run_config(data)
     device = resolve_device(req.device)
     out = req.out or Path("runs") / f"{req.name}-{req.dataset}-scored-{_dt.datetime.now(_dt.timezone.utc):%Y%m%d-%H%M%S}"
-    if (out / "record.json").exists():
-        raise ConfigError(f"{out} already holds a record; choose another --out")
+    check_run_id(out)
+    _check_out(out)
 
     seed_everything(cfg.seed)
     dataset = build_dataset(registry, req.dataset, cfg.dataset, resolve_data_root(req.data_root), cfg.seed)
     dataset.check()
+    check_test_split(dataset)
     test = dataset.split("test")
     n_all = len(test)  # type: ignore[arg-type]
     n = min(n_all, cfg.eval.max_sequences) if cfg.eval.max_sequences is not None else n_all
-    preds, ids = load_predictions(req.predictions)
+    preds, ids = load_predictions(
+        req.predictions, lambda what, header: check_header(what, header, dataset, n, req.predictions, req.dataset)
+    )
     served = check_predictions(preds, ids, dataset, n, req.predictions, req.dataset)
 
     metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
     for metric, why in unavailable.items():
         echo(f"warning: metric {metric} unavailable: {why}")
+    check_measured(metrics, unavailable, cfg.eval.protocols, registry)
     who = f"predictions {req.predictions.name} ({EXTERNAL})"
     metrics = preflight(
         dataset,
@@ -173,6 +302,10 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
         prediction_bounds=UNCLIPPED_BOUNDS,
         **metric_policy(registry, metrics, cfg.eval.metrics, lambda m: echo(f"warning: {m}")),
     )
+    if preds.dtype != np.uint8:
+        check_values(preds, req.predictions)  # every clip (the pre-flight saw the first ones)
+    stack.enter_context(run_lock(out))  # nothing was written before this line
+    _check_out(out)  # again, now that no other process can write it
 
     predictors: dict[str, Predictor] = {req.name: _Served(served)}
     predictors.update(baseline_predictors(registry, req.compare, req.name, dataset, device))
@@ -203,4 +336,6 @@ def score_predictions(req: ScoreRequest, registry: Registry, echo: Echo = print)
         started=t0,
     )
     write_record(record, out / "record.json")
+    if record.nan_frames:
+        echo(f"warning: {record.nan_frames} predicted frames contain NaN; their metrics are NaN in the record")
     return record, out

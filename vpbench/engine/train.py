@@ -25,7 +25,7 @@ from ..config import TrainConfig
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..interfaces import Stage, VideoDataset, VideoModel
 from .batches import train_batches
-from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from .checkpoint import load_checkpoint, load_model_state, load_optimizer_state, save_checkpoint
 from .evaluate import evaluate
 from .rng import capture_rng, restore_rng
 
@@ -262,7 +262,7 @@ class Trainer:
         if payload is not None:
             try:
                 if resuming and opt is not None and payload.get("optimizer") is not None:
-                    opt.load_state_dict(payload["optimizer"])
+                    load_optimizer_state(opt, payload["optimizer"], self.last)
                 if resuming and scaler.is_enabled() and payload.get("scaler"):
                     scaler.load_state_dict(payload["scaler"])
                 restore_rng(payload["rng"])
