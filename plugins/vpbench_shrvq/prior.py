@@ -329,9 +329,12 @@ class IncrementalSampler:
       second is final once row y-1 is: one matmul per row over contiguous windows of 3·C.
       Only the left tap (type A) or left + centre taps (type B), 2·C contiguous values, are
       per voxel.
-    * Attention: keys cached transposed, ``[B, heads, dh, L]``, values ``[B, heads, dh, L]``,
-      preallocated for all frames: q·K and softmax·V run as batched matmuls whose long
-      axis (the cache length L) is contiguous, in fp32.
+    * Attention over the cache, in fp32: keys cached transposed, ``[B·heads, dh, L]``, so that
+      q·K reads each head's keys as dh contiguous rows; values ``[B·heads, L, dh]``, so that
+      softmax·V reads them as one contiguous block and a new value is one contiguous write.
+      Both preallocated for all frames. The 1/√dh scale is folded into W_q once.
+    * Per voxel, functional calls on weights fetched once (no module dispatch), and views of
+      the current row of every buffer made once per row.
     """
 
     def __init__(self, prior: STPixelCNN) -> None:
@@ -356,7 +359,6 @@ class IncrementalSampler:
         rec: dict = {}
         p.trunk(paths_ctx, rec, fast_elu)  # context frames in one parallel pass
         convs = [p.conv_a] + [blk.conv for g in p.gated for blk in g]
-        projs = [(blk.proj.weight.flatten(1), blk.proj.bias) for g in p.gated for blk in g]
         acts: list[Tensor] = []  # conv inputs, channels-last and padded; frame f at index f + 1
         w_prev, w_up, w_lc = [], [], []
         for j, (x, conv) in enumerate(zip(rec["conv_inputs"], convs)):
@@ -369,13 +371,23 @@ class IncrementalSampler:
             w_up.append(w[:, :, 1, 0].transpose(1, 2).reshape(w.shape[0], 3 * c))  # row y-1, (tap, channel)
             taps = 1 if j == 0 else 2  # left (A) or left + centre (B)
             w_lc.append(w[:, :, 1, 1, :taps].transpose(1, 2).reshape(w.shape[0], taps * c))
-        kts, vts = [], []  # [B, heads, dh, L_max]
-        for k, v in rec["kv"]:  # [B, heads, t·hw, dh]
-            kt = k.new_zeros(b, k.shape[1], k.shape[3], total * hw)
-            vt = v.new_zeros(b, v.shape[1], v.shape[3], total * hw)
-            kt[..., : t * hw], vt[..., : t * hw] = k.transpose(2, 3), v.transpose(2, 3)
-            kts.append(kt)
-            vts.append(vt)
+        caches = []
+        for (k, v), attn in zip(rec["kv"], p.attn):  # [B, heads, t·hw, dh]
+            heads, dh = k.shape[1], k.shape[3]
+            kt = k.new_zeros(b * heads, dh, total * hw)  # keys, transposed
+            vc = v.new_zeros(b * heads, total * hw, dh)
+            kt[..., : t * hw] = k.transpose(2, 3).flatten(0, 1)
+            vc[:, : t * hw] = v.flatten(0, 1)
+            scale = dh**-0.5
+            w = (
+                attn.ln_q.weight, attn.ln_q.bias, attn.ln_q.eps, attn.q.weight * scale, attn.q.bias * scale,
+                attn.ln_kv.weight, attn.ln_kv.bias, attn.ln_kv.eps, attn.kv.weight, attn.kv.bias,
+                attn.out.weight, attn.out.bias,
+            )  # fmt: skip
+            caches.append((kt, vc, heads, w))
+        self._acts, self._w_lc, self._caches = acts, w_lc, caches
+        self._projs = [(blk.proj.weight.flatten(1), blk.proj.bias) for g in p.gated for blk in g]
+        self._blocks = [len(g) for g in p.gated]
         local = paths_ctx.new_zeros(b, n, horizon, hh, ww)
         for f in range(t, total):
             # prev-frame taps (+ bias; + position embedding for conv A) for all voxels: [B, H, W, Co]
@@ -392,35 +404,35 @@ class IncrementalSampler:
                         r + F.linear(a[:, f + 1, y].flatten(1).unfold(1, 3 * a.shape[-1], a.shape[-1]), wu)
                         for r, a, wu in zip(rows, acts, w_up)
                     ]
+                cur = [a[:, f + 1, y + 1] for a in acts]  # this row of every buffer, [B, W + 2, C]
                 for x in range(ww):
-                    o = self._voxel(acts, rows, w_lc, projs, kts, vts, f, y, x, lo)
+                    o = self._voxel(cur, rows, x, lo, f * hw + y * ww + x)
                     ks, gs = pick(o)
                     local[:, :, f - t, y, x] = ks
                     # x0 at this voxel, for the type-A conv of later voxels
-                    acts[0][:, f + 1, y + 1, x + 1] = sum(e(gs[:, i]) for i, e in enumerate(p.path_emb))
+                    cur[0][:, x + 1] = sum(e(gs[:, i]) for i, e in enumerate(p.path_emb))
         return local
 
-    def _voxel(  # type: ignore[no-untyped-def]
-        self, acts, rows, w_lc, projs, kts, vts, f: int, y: int, x: int, lo: int
-    ) -> Tensor:
-        p = self.p
-        idx = f * p.grid[0] * p.grid[1] + y * p.grid[1] + x
-        h0 = rows[0][:, x] + F.linear(acts[0][:, f + 1, y + 1, x], w_lc[0])  # [B, Cp]
+    def _voxel(self, cur: list[Tensor], rows: list[Tensor], x: int, lo: int, idx: int) -> Tensor:
+        """Features ``o [B, Cp]`` of the voxel at column ``x`` of the current row, flat index ``idx``."""
+        p, w_lc = self.p, self._w_lc
+        h0 = torch.addmm(rows[0][:, x], cur[0][:, x], w_lc[0].t())  # [B, Cp]
         h = h0
         j = 0
-        for a_i, (gated, attn) in enumerate(zip(p.gated, p.attn)):
-            for _ in gated:
+        for nb, (kt, vc, heads, w) in zip(self._blocks, self._caches):
+            for _ in range(nb):
                 j += 1
-                acts[j][:, f + 1, y + 1, x + 1] = fast_elu(h)
-                lc = acts[j][:, f + 1, y + 1, x : x + 2].flatten(1)  # left, centre: [B, 2·Cp]
-                c = fast_elu(rows[j][:, x] + F.linear(lc, w_lc[j]))
-                h = h + F.glu(F.linear(c, *projs[j - 1]), dim=-1)
-            bsz, heads = h.shape[0], attn.heads
-            q = attn.q(attn.ln_q(h)).view(bsz, heads, 1, -1)  # [B, heads, 1, dh]
-            k, v = attn.kv(attn.ln_kv(torch.cat([h, h0], -1))).view(bsz, 2, heads, -1).unbind(1)
-            kt, vt = kts[a_i], vts[a_i]
-            kt[..., idx], vt[..., idx] = k, v
-            s = torch.matmul(q, kt[..., lo : idx + 1]).mul_(q.shape[-1] ** -0.5).softmax(-1)  # [B, heads, 1, L]
-            a = torch.matmul(vt[..., lo : idx + 1], s.transpose(-1, -2))  # [B, heads, dh, 1]
-            h = h + attn.out(a.reshape(bsz, -1))
-        return fast_elu(p.out(fast_elu(h)))
+                cur[j][:, x + 1] = fast_elu(h)
+                lc = cur[j][:, x : x + 2].flatten(1)  # left, centre: [B, 2·Cp]
+                c = fast_elu(torch.addmm(rows[j][:, x], lc, w_lc[j].t()))
+                h = h + F.glu(F.linear(c, *self._projs[j - 1]), dim=-1)
+            bsz = h.shape[0]
+            q = F.linear(F.layer_norm(h, h.shape[-1:], w[0], w[1], w[2]), w[3], w[4]).view(bsz * heads, 1, -1)
+            hx = torch.cat([h, h0], -1)
+            k, v = F.linear(F.layer_norm(hx, hx.shape[-1:], w[5], w[6], w[7]), w[8], w[9]).view(bsz, 2, heads, -1).unbind(1)
+            kt[..., idx] = k.reshape(bsz * heads, -1)
+            vc[:, idx] = v.reshape(bsz * heads, -1)
+            s = torch.bmm(q, kt[..., lo : idx + 1]).softmax(-1)  # [B·heads, 1, L]
+            a = torch.bmm(s, vc[:, lo : idx + 1])  # [B·heads, 1, dh]
+            h = h + F.linear(a.view(bsz, -1), w[10], w[11])
+        return fast_elu(F.linear(fast_elu(h), p.out.weight, p.out.bias))
