@@ -385,7 +385,7 @@ class IncrementalSampler:
                 attn.out.weight, attn.out.bias,
             )  # fmt: skip
             caches.append((kt, vc, heads, w))
-        self._acts, self._w_lc, self._caches = acts, w_lc, caches
+        self._w_lc, self._caches = w_lc, caches  # read by _voxel
         self._projs = [(blk.proj.weight.flatten(1), blk.proj.bias) for g in p.gated for blk in g]
         self._blocks = [len(g) for g in p.gated]
         local = paths_ctx.new_zeros(b, n, horizon, hh, ww)
