@@ -430,8 +430,8 @@ class IncrementalSampler:
             q = F.linear(F.layer_norm(h, h.shape[-1:], w[0], w[1], w[2]), w[3], w[4]).view(bsz * heads, 1, -1)
             hx = torch.cat([h, h0], -1)
             k, v = F.linear(F.layer_norm(hx, hx.shape[-1:], w[5], w[6], w[7]), w[8], w[9]).view(bsz, 2, heads, -1).unbind(1)
-            kt[..., idx] = k.reshape(bsz * heads, -1)
-            vc[:, idx] = v.reshape(bsz * heads, -1)
+            kt[..., idx].view(bsz, heads, -1).copy_(k)  # straight from the strided k, no temporary
+            vc[:, idx].view(bsz, heads, -1).copy_(v)
             s = torch.bmm(q, kt[..., lo : idx + 1]).softmax(-1)  # [B·heads, 1, L]
             a = torch.bmm(s, vc[:, lo : idx + 1])  # [B·heads, 1, dh]
             h = h + F.linear(a.view(bsz, -1), w[10], w[11])
