@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -28,16 +29,19 @@ __all__ = ["Chooser", "Picker", "leaf_log_probs", "leaf_codes", "per_layer", "be
 Chooser = Callable[[Tensor], Tensor]
 #: maps trunk features ``o [B, Cp]`` to (local ``[B, n]``, paths ``[B, n]``)
 Picker = Callable[[Tensor], tuple[Tensor, Tensor]]
+#: the heads' ELU (``F.elu``, or the sampler's faster equivalent)
+Activation = Callable[[Tensor], Tensor]
 
 
-def per_layer(prior: STPixelCNN, choose: Chooser) -> Picker:
-    """k_1..k_n coarse to fine, each chosen by ``choose`` given the parent already chosen."""
+def per_layer(prior: STPixelCNN, choose: Chooser, elu: Activation = F.elu) -> Picker:
+    """k_1..k_n coarse to fine, each chosen by ``choose`` given the parent already chosen.
+    ``elu``: the heads' activation (the sampler passes :func:`~vpbench_shrvq.prior.fast_elu`)."""
 
     def pick(o: Tensor) -> tuple[Tensor, Tensor]:
         g: Tensor | None = None
         ks, gs = [], []
         for i in range(prior.n):
-            k = choose(prior.head(i, o, g))
+            k = choose(prior.head(i, o, g, elu))
             g = k if g is None else g * prior.m + k
             ks.append(k)
             gs.append(g)
@@ -46,13 +50,13 @@ def per_layer(prior: STPixelCNN, choose: Chooser) -> Picker:
     return pick
 
 
-def leaf_log_probs(prior: STPixelCNN, o: Tensor) -> Tensor:
+def leaf_log_probs(prior: STPixelCNN, o: Tensor, elu: Activation = F.elu) -> Tensor:
     """Exact log p(leaf) ``[B, M^n]`` for features ``o [B, Cp]``; leaf index = global path g_n."""
     b, m = o.shape[0], prior.m
     logp = prior.head(0, o, None).log_softmax(-1)  # [B, M]
     for i in range(1, prior.n):
         parents = torch.arange(m**i, device=o.device).expand(b, -1)  # every path g_{i-1}
-        lg = prior.head(i, o[:, None, :].expand(-1, m**i, -1), parents)  # [B, M^i, M]
+        lg = prior.head(i, o[:, None, :].expand(-1, m**i, -1), parents, elu)  # [B, M^i, M]
         logp = (logp[:, :, None] + lg.log_softmax(-1)).reshape(b, -1)  # child path g·M + k
     return logp
 
@@ -63,17 +67,19 @@ def leaf_codes(leaf: Tensor, n: int, m: int) -> tuple[Tensor, Tensor]:
     return gs % m, gs
 
 
-def best_leaf(prior: STPixelCNN) -> Picker:
+def best_leaf(prior: STPixelCNN, elu: Activation = F.elu) -> Picker:
     """The MAP leaf argmax p(k1) p(k2|k1) ... at each voxel (exact over the M^n leaves)."""
-    return lambda o: leaf_codes(leaf_log_probs(prior, o).argmax(-1), prior.n, prior.m)
+    return lambda o: leaf_codes(leaf_log_probs(prior, o, elu).argmax(-1), prior.n, prior.m)
 
 
-def leaf_sampler(prior: STPixelCNN, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Picker:
+def leaf_sampler(
+    prior: STPixelCNN, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, elu: Activation = F.elu
+) -> Picker:
     """A draw from p(leaf)^(1/τ), truncated to the ``top_k`` most probable leaves (0: all) and
     to the smallest set whose mass reaches ``top_p`` (nucleus; 1: all); uses torch's RNG."""
 
     def pick(o: Tensor) -> tuple[Tensor, Tensor]:
-        logits = leaf_log_probs(prior, o) / temperature
+        logits = leaf_log_probs(prior, o, elu) / temperature
         if 0 < top_k < logits.shape[-1]:
             kth = logits.topk(top_k, -1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -32,7 +32,7 @@ from vpbench.fsutil import atomic_path
 
 from .hrvq import Decoder, Encoder, HRQuantizer
 from .decoding import Picker, best_leaf, leaf_sampler, per_layer
-from .prior import IncrementalSampler, STPixelCNN
+from .prior import IncrementalSampler, ReferenceIncrementalSampler, STPixelCNN, fast_elu
 from .usage import codebook_usage
 
 __all__ = ["SHRVQVAE"]
@@ -319,17 +319,22 @@ class SHRVQVAE(vpbench.VideoModel):
             out += f", best of {cfg.best_of} by {cfg.best_of_by}"
         return out
 
-    def picker(self) -> Picker:
-        """The voxel decoding of ``model.sampling`` (see decoding.py)."""
+    def picker(self, fast: bool = False) -> Picker:
+        """The voxel decoding of ``model.sampling`` (see decoding.py); ``fast``: the heads use
+        :func:`fast_elu` (the incremental sampler's per-voxel ELU)."""
         cfg = self.config
+        elu = fast_elu if fast else F.elu
         if cfg.sampling == "greedy":
-            return per_layer(self.prior, lambda lg: lg.argmax(-1))
+            return per_layer(self.prior, lambda lg: lg.argmax(-1), elu)
         if cfg.sampling == "best-leaf":
-            return best_leaf(self.prior)
-        return leaf_sampler(self.prior, cfg.temperature, cfg.top_k, cfg.top_p)
+            return best_leaf(self.prior, elu)
+        return leaf_sampler(self.prior, cfg.temperature, cfg.top_k, cfg.top_p, elu)
 
-    def predict_indices(self, context: Tensor, horizon: int, cached: bool | None = None) -> Tensor:
-        """Future local indices ``[B, n, S, h, w]`` for ``context [B, T, C, H, W]`` (eval mode)."""
+    def predict_indices(self, context: Tensor, horizon: int, cached: bool | None = None, reference: bool = False) -> Tensor:
+        """Future local indices ``[B, n, S, h, w]`` for ``context [B, T, C, H, W]`` (eval mode).
+
+        ``reference``: the cached sampler as it was before issue 23
+        (:class:`ReferenceIncrementalSampler`), for tests and benchmarks only."""
         if context.shape[1] + horizon > self.config.max_frames:
             raise ConfigError(
                 f"context {context.shape[1]} + horizon {horizon} exceeds model.max_frames={self.config.max_frames}"
@@ -340,8 +345,10 @@ class SHRVQVAE(vpbench.VideoModel):
         try:
             with torch.no_grad():
                 paths = self.quantizer.paths_of(self.encode_indices(context), dim=1)
+                if reference:
+                    return ReferenceIncrementalSampler(self.prior).sample(paths, horizon, self.picker())
                 if cached:
-                    return IncrementalSampler(self.prior).sample(paths, horizon, self.picker())
+                    return IncrementalSampler(self.prior).sample(paths, horizon, self.picker(fast=True))
                 return self.prior.sample_uncached(paths, horizon, self.picker())
         finally:
             self.train(was_training)
