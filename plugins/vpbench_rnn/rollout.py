@@ -1,5 +1,7 @@
-"""What ConvLSTM and PredRNN share: the config, the patched recurrent rollout with scheduled
-sampling, the training stage and the leakage-free ``predict``.
+"""What ConvLSTM, PredRNN and PredRNN-V2 share: the config, the patched recurrent rollout with
+scheduled sampling, the training stage and the leakage-free ``predict``. A subclass may start
+training rollouts from its own state (``train_state``) and add loss terms read from the final
+state (``state_losses``: PredRNN-V2's decoupling loss).
 
 One rollout step maps the input frame at time ``t`` to the prediction of frame ``t+1``::
 
