@@ -1,7 +1,7 @@
-"""ConvLSTM and PredRNN baselines, with correct cells (see README.md).
+"""ConvLSTM, PredRNN and PredRNN-V2, with correct cells (see README.md).
 
-Only registers specs: the models live in :mod:`vpbench_rnn.convlstm` and
-:mod:`vpbench_rnn.predrnn` and are imported when used.
+Only registers specs: the models live in :mod:`vpbench_rnn.convlstm`,
+:mod:`vpbench_rnn.predrnn` and :mod:`vpbench_rnn.predrnn_v2` and are imported when used.
 """
 
 from __future__ import annotations
@@ -32,6 +32,16 @@ def register_models(register: Callable[[vpbench.ModelSpec], None]) -> None:
             description="PredRNN, 4x128 ST-LSTM with zigzag spatiotemporal memory, scheduled sampling",
             paper="Wang et al., PredRNN: Recurrent Neural Networks for Predictive Learning using "
             "Spatiotemporal LSTMs, NeurIPS 2017",
+            tiny=dict(_TINY),
+        )
+    )
+    register(
+        vpbench.ModelSpec(
+            name="predrnn-v2",
+            target="vpbench_rnn.predrnn_v2:PredRNNv2",
+            description="PredRNN-V2, PredRNN with the decoupling loss on memory increments and reverse scheduled sampling",
+            paper="Wang et al., PredRNN: A Recurrent Neural Network for Spatiotemporal Predictive Learning, "
+            "IEEE TPAMI 2022",
             tiny=dict(_TINY),
         )
     )

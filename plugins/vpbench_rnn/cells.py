@@ -100,12 +100,20 @@ class SpatioTemporalLSTMCell(nn.Module):
         self.norm_o = _norm(hidden, size, layer_norm)
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        h, c, m, _, _ = self.step(x, h, c, m)
+        return h, c, m
+
+    def step(self, x: Tensor, h: Tensor, c: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``(H^l_t, C^l_t, M^l_t, ΔC^l_t, ΔM^l_t)`` with the memory increments ``ΔC = i_t ∘ g_t``
+        and ``ΔM = i'_t ∘ g'_t`` (PredRNN-V2's decoupling loss compares them), all ``[B, hid, h, w]``."""
         gx, ix, fx, gx2, ix2, fx2, ox = self.norm_x(self.conv_x(x)).chunk(7, dim=1)
         gh, ih, fh, oh = self.norm_h(self.conv_h(h)).chunk(4, dim=1)
         gm, im, fm = self.norm_m(self.conv_m(m)).chunk(3, dim=1)
-        c = torch.sigmoid(fx + fh + self.forget_bias) * c + torch.sigmoid(ix + ih) * torch.tanh(gx + gh)
-        m = torch.sigmoid(fx2 + fm + self.forget_bias) * m + torch.sigmoid(ix2 + im) * torch.tanh(gx2 + gm)
+        dc = torch.sigmoid(ix + ih) * torch.tanh(gx + gh)
+        c = torch.sigmoid(fx + fh + self.forget_bias) * c + dc
+        dm = torch.sigmoid(ix2 + im) * torch.tanh(gx2 + gm)
+        m = torch.sigmoid(fx2 + fm + self.forget_bias) * m + dm
         cm = torch.cat([c, m], dim=1)  # [B, 2·hid, h, w]
         o = torch.sigmoid(ox + oh + self.norm_o(self.conv_o(cm)))
         h = o * torch.tanh(self.conv_cm(cm))
-        return h, c, m
+        return h, c, m, dc, dm

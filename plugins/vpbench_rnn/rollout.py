@@ -1,5 +1,7 @@
-"""What ConvLSTM and PredRNN share: the config, the patched recurrent rollout with scheduled
-sampling, the training stage and the leakage-free ``predict``.
+"""What ConvLSTM, PredRNN and PredRNN-V2 share: the config, the patched recurrent rollout with
+scheduled sampling, the training stage and the leakage-free ``predict``. A subclass may start
+training rollouts from its own state (``train_state``) and add loss terms read from the final
+state (``state_losses``: PredRNN-V2's decoupling loss).
 
 One rollout step maps the input frame at time ``t`` to the prediction of frame ``t+1``::
 
@@ -88,6 +90,15 @@ class RecurrentPredictor(vpbench.VideoModel, abc.ABC):
 
     # ------------------------------------------------------------------------ rollout
 
+    def train_state(self, batch: int, like: Tensor) -> Any:
+        """Initial state of a training rollout (default: :meth:`init_state`); a subclass may
+        carry extra loss terms in it, which :meth:`state_losses` reads at the end."""
+        return self.init_state(batch, like)
+
+    def state_losses(self, state: Any) -> dict[str, tuple[float, Tensor]]:
+        """Extra loss terms ``{name: (weight, value)}`` from a training rollout's final state."""
+        return {}
+
     def rollout(self, frames: Tensor, mask: Tensor, steps: int) -> Tensor:
         """Run ``steps`` recurrent steps.
 
@@ -100,8 +111,11 @@ class RecurrentPredictor(vpbench.VideoModel, abc.ABC):
         Returns:
             ``[B, steps, Cp, h, w]``: the prediction of frames ``1 .. steps``.
         """
+        return self.unroll(frames, mask, steps, self.init_state(frames.shape[0], frames))[0]
+
+    def unroll(self, frames: Tensor, mask: Tensor, steps: int, state: Any) -> tuple[Tensor, Any]:
+        """:meth:`rollout` from a given initial ``state``; also returns the final state."""
         b, n = frames.shape[:2]
-        state = self.init_state(b, frames)
         preds: list[Tensor] = []
         x_hat = frames[:, 0]
         for t in range(steps):
@@ -115,7 +129,7 @@ class RecurrentPredictor(vpbench.VideoModel, abc.ABC):
             top, state = self.cell_step(x, state)
             x_hat = self.readout(top)
             preds.append(x_hat)
-        return torch.stack(preds, dim=1)
+        return torch.stack(preds, dim=1), state
 
     def sampling_probs(self, global_step: int) -> tuple[float, float]:
         c = self.config
@@ -133,20 +147,34 @@ class RecurrentPredictor(vpbench.VideoModel, abc.ABC):
     def training_rollout(self, batch: Tensor, global_step: int) -> tuple[Tensor, Tensor, tuple[float, float]]:
         """Predictions and targets ``[B, T+S-1, Cp, h, w]`` of a training clip ``[B, T+S, C, H, W]``,
         with the ground-truth probabilities ``(p_context, p_future)`` used at ``global_step``."""
+        preds, target, probs, _ = self.training_unroll(batch, global_step)
+        return preds, target, probs
+
+    def training_unroll(self, batch: Tensor, global_step: int) -> tuple[Tensor, Tensor, tuple[float, float], Any]:
+        """:meth:`training_rollout` from :meth:`train_state`, with the final state."""
         b, total = batch.shape[:2]
         probs = self.sampling_probs(global_step)
         mask = sampling_mask(b, self.context, total - self.context, *probs).to(batch.device)
         frames = to_patches(batch, self.config.patch_size)  # [B, T+S, Cp, h, w]
-        return self.rollout(frames, mask, total - 1), frames[:, 1:], probs
+        preds, state = self.unroll(frames, mask, total - 1, self.train_state(b, frames))
+        return preds, frames[:, 1:], probs, state
 
     def training_loss(self, batch: Tensor, global_step: int) -> vpbench.StepOutput:
-        """MSE over all ``T+S-1`` predicted frames (context reconstructions included)."""
+        """MSE over all ``T+S-1`` predicted frames (context reconstructions included), plus the
+        weighted :meth:`state_losses` of the subclass, if any."""
         if self.config.reverse_input:
             # PredRNN also trains on the time-reversed clip; here both share one optimiser step
             batch = torch.cat([batch, batch.flip(1)], dim=0)
-        preds, target, (p_ctx, p_fut) = self.training_rollout(batch, global_step)
+        preds, target, (p_ctx, p_fut), state = self.training_unroll(batch, global_step)
         loss = F.mse_loss(preds.float(), target.float())
-        return vpbench.StepOutput(loss=loss, logs={"eta": p_fut, "eta_context": p_ctx})
+        logs = {"eta": p_fut, "eta_context": p_ctx}
+        extra = self.state_losses(state)
+        if extra:
+            logs["mse"] = float(loss.detach())
+            for name, (weight, value) in extra.items():
+                loss = loss + weight * value.float()
+                logs[name] = float(value.detach())
+        return vpbench.StepOutput(loss=loss, logs=logs)
 
     def stages(self) -> list[vpbench.Stage]:
         return [
