@@ -333,7 +333,7 @@ def test_pages_generated_from_the_committed_records_hold_no_local_path(
     assert leaks == []
 
 
-def test_committed_pages_hold_no_local_path__passes_once_the_lead_regenerates_them() -> None:
+def test_committed_pages_hold_no_local_path() -> None:
     """The committed pages under leaderboards/ (regenerated from the portable records at merge:
     `vpbench leaderboard --records leaderboards/records --out leaderboards`)."""
     pages = sorted(COMMITTED.glob("*.md"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import StorageError
+from ..portable import ABSOLUTE_PATH
 from ..records import RunRecord
 
 __all__ = [
@@ -88,8 +89,6 @@ def cap(text: str, limit: int = TEXT_CAP) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
-#: an absolute local path inside free text: /a/b, ~/a, C:\a (not "n/a" or "seq/s")
-_ABS_PATH = re.compile(r"(?<![\w.~/\\])(?:~?/|[A-Za-z]:[\\/])[^\s;,()'\"<>|`]*")
 
 
 def portable(text: str) -> str:
@@ -100,7 +99,7 @@ def portable(text: str) -> str:
         parts = [p for p in re.split(r"[\\/]", m.group(0)) if p and p != "~" and not p.endswith(":")]
         return parts[-1] if parts else "…"
 
-    return _ABS_PATH.sub(last, text)
+    return ABSOLUTE_PATH.sub(last, text)  # the records' own definition (not "n/a", "seq/s", "<data-root>/x")
 
 
 def one_line(text: str) -> str:
