@@ -319,13 +319,14 @@ def _steps(progress: Path) -> list[tuple[int, int]]:
 
 
 def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path) -> None:
+    # the trials wait before step 10 (after reporting steps 4 and 8) until the test opens the gate
     search = _search_file(tmp_path / "search.yaml", steps=60, every=4)
-    out = tmp_path / "killed"
+    out, gate = tmp_path / "killed", tmp_path / "gate"
     req = TuneRequest(
-        model="tinyconv",
+        model="tinyconv-gated",
         dataset="glyphs",
         search=search,
-        sets=TINY,
+        sets=[*TINY, f"model.gate={gate}", "model.gate_step=10"],
         scheduler="fifo",
         address=cluster.address,
         max_failures=3,
@@ -342,9 +343,10 @@ def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path
 
     thread = threading.Thread(target=search_thread, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 120
-    # both trials (one per node) have reported twice, so the driver has registered at least
-    # their first checkpoints: kill the worker node under one of them
+
+    # both trials (one per node) wait at the gate and the driver has recorded two reports of
+    # each, so it has registered at least their first checkpoints: kill the worker node under one
+    # of them, then let them go on
     def reported_twice() -> bool:
         try:
             histories = [_steps(p) for p in out.glob("ray/search/*/progress.csv")]
@@ -352,11 +354,11 @@ def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path
             return False
         return len(histories) == 2 and all(len(h) >= 2 for h in histories)
 
-    while not reported_twice():
-        assert thread.is_alive() and time.monotonic() < deadline, box
-        time.sleep(0.2)
+    _wait_for(lambda: (at_gate(gate) >= 2 and reported_twice()) or not thread.is_alive(), "both trials at their gate, reported twice")
+    assert thread.is_alive(), box
     cluster.kill("worker")
-    thread.join(timeout=180)
+    gate.with_name(f"{gate.name}.open").touch()
+    thread.join(timeout=600)  # a bound for a broken test, not a wait
     assert not thread.is_alive(), "the search did not finish after the worker node died"
     assert "error" not in box, box.get("error")
     result: SearchResult = box["result"]
