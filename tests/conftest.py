@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -56,6 +57,23 @@ class TinyConv(VideoModel):
 
     def stages(self) -> list[Stage]:
         return [Stage("main", self._step, self.parameters, lr=3e-3)]
+
+
+def wait_at_gate(gate: str) -> None:
+    """A test-only barrier for a run on any node of a test cluster: say so with a file
+    ``<gate>.reached.<pid>`` and wait until the test creates ``<gate>.open``. The test then acts
+    on a run that is certainly still running, however slowly the machine goes."""
+    Path(f"{gate}.reached.{os.getpid()}").touch()
+    deadline = time.monotonic() + 600  # only so that a broken test cannot hang forever
+    while not Path(f"{gate}.open").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nobody opened the gate {gate}")
+        time.sleep(0.05)
+
+
+def at_gate(gate: Path) -> int:
+    """How many runs (worker processes) have reached ``gate`` so far."""
+    return len(list(gate.parent.glob(f"{gate.name}.reached.*")))
 
 
 class TestPlugin:

@@ -8,11 +8,14 @@ is killed by its session id. Workers import ``conftest`` (the test plugins) thro
 All nodes share this machine's disk; ``nodeglyphs`` (:class:`NodeLocalPlugin`) is the
 embedded glyphs dataset with its "files" on a node-local disk: each node keeps them under
 ``<data root>/nodes/<$VPBENCH_TEST_NODE>/``, so a node started with its own tag has no data
-until something prepares them there.
+until something prepares them there. ``convlstm-gated`` (:class:`ConvLSTMGatePlugin`) is the real
+ConvLSTM with a test-only gate at a step (``conftest.wait_at_gate``): a test can act on runs
+that are certainly still running, on any node.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -26,12 +29,19 @@ from pathlib import Path
 
 import pytest
 
+from typing import Any
+
+from pydantic import Field
+from torch import Tensor
+
 import vpbench
+from conftest import wait_at_gate
 from vpbench.errors import DataError
 
 ray = pytest.importorskip("ray")
 
 from vpbench_glyphs.dataset import GlyphsDataset  # noqa: E402
+from vpbench_rnn.convlstm import ConvLSTM  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 RAY_BIN = Path(sys.executable).parent / "ray"
@@ -69,6 +79,35 @@ class NodeLocalPlugin:
     @vpbench.hookimpl
     def register_datasets(self, register: object) -> None:
         register(vpbench.DatasetSpec(name="nodeglyphs", target="raycluster:NodeLocalGlyphs", description="test-only node-local glyphs", frame_shape=(1, 64, 64), context=10, horizon=10))  # type: ignore[operator]
+
+
+class GatedConvLSTM(ConvLSTM):
+    """ConvLSTM whose training waits before step ``gate_step`` until the test opens the gate."""
+
+    class Config(ConvLSTM.Config):
+        gate: str = Field("", description="path prefix of the gate files ('': no gate)")
+        gate_step: int = Field(-1, description="the step that waits at the gate")
+
+    config: Config
+
+    def stages(self) -> list[vpbench.Stage]:
+        cfg = self.config
+
+        def gated(stage: vpbench.Stage) -> vpbench.Stage:
+            def step(batch: Tensor, n: int) -> Any:
+                if cfg.gate and n == cfg.gate_step:
+                    wait_at_gate(cfg.gate)
+                return stage.step(batch, n)
+
+            return dataclasses.replace(stage, step=step)
+
+        return [gated(stage) for stage in super().stages()]
+
+
+class ConvLSTMGatePlugin:
+    @vpbench.hookimpl
+    def register_models(self, register: Any) -> None:
+        register(vpbench.ModelSpec(name="convlstm-gated", target="raycluster:GatedConvLSTM", description="test-only gated ConvLSTM"))
 
 
 def _free_port() -> int:

@@ -6,6 +6,7 @@ The cluster (`raycluster.py`) starts once for the module, only when a cluster te
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -25,7 +26,7 @@ from vpbench.plugins import get_plugin_manager
 from vpbench.records import iter_records, read_record
 
 try:
-    from raycluster import Cluster, NodeLocalPlugin, cluster  # noqa: F401  (cluster: the fixture)
+    from raycluster import Cluster, ConvLSTMGatePlugin, NodeLocalPlugin, cluster  # noqa: F401  (cluster: the fixture)
 except pytest.skip.Exception:  # Ray is not installed: the suite tests above still run
     Cluster = None  # type: ignore[assignment,misc]
 
@@ -153,6 +154,14 @@ def test_parse_suite_reads_a_mapping() -> None:
 needs_ray = pytest.mark.skipif(Cluster is None, reason="Ray is not installed (pip install 'vpbench[tune]')")
 
 
+def _wait(condition: Any, what: str, timeout: float = 300) -> None:
+    """Poll for a state the test needs; ``timeout`` only bounds a broken test."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def _invoke(args: list[str]) -> Any:
     return CliRunner().invoke(bench_cli.command, args, obj=_app(), catch_exceptions=False)
 
@@ -162,20 +171,37 @@ def _invoke(args: list[str]) -> Any:
 def test_tiny_suite_survives_losing_a_node_skips_finished_runs_and_gives_mean_std_rows(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the shipped tiny suite, its ConvLSTM runs on the gated ConvLSTM (same configuration) that
+    # waits before step 25 (after sending step 20's checkpoint) until the test opens the gate
+    from conftest import TestPlugin, at_gate
+
+    gate = tmp_path / "gate"
+    shipped = yaml.safe_load(TINY.read_text())
+    (convlstm,) = [e for e in shipped["entries"] if e["model"] == "convlstm"]
+    convlstm.update(model="convlstm-gated", config="convlstm-glyphs.yaml")
+    convlstm["set"].update({"model.gate": str(gate), "model.gate_step": 25})
+    suite = _write(tmp_path / "glyphs-tiny.yaml", shipped)
     out, data = tmp_path / "bench", tmp_path / "data"
-    args = [str(TINY), "--address", cluster.address, "--out", str(out), "--data-root", str(data), "--quiet"]
+    args = [str(suite), "--address", cluster.address, "--out", str(out), "--data-root", str(data), "--quiet"]
+    app = AppState(get_plugin_manager([TestPlugin(), ConvLSTMGatePlugin()]))
+    invoke = lambda: CliRunner().invoke(bench_cli.command, args, obj=app, catch_exceptions=False)  # noqa: E731
     box: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: box.setdefault("result", _invoke(args)), daemon=True)
+    thread = threading.Thread(target=lambda: box.setdefault("result", invoke()), daemon=True)
     thread.start()
-    # both ConvLSTM runs (one per node: one CPU each) have stored a checkpoint on the driver's
-    # side and are still running: kill the worker node under one of them
-    deadline = time.monotonic() + 120
+    # both ConvLSTM runs (one per node: one CPU each) wait at the gate and the driver has stored
+    # their step-20 checkpoints: kill the worker node under one of them, then let them go on
     runs = [out / "glyphs" / f"convlstm-tiny-seed-{s}" for s in (0, 1)]
-    while not all((r / "bench-state.json").is_file() and not (r / "record.json").exists() for r in runs):
-        assert thread.is_alive() and time.monotonic() < deadline, box.get("result") and box["result"].output
-        time.sleep(0.1)
+
+    def stored(run: Path) -> int:
+        state = run / "bench-state.json"  # written by rename: never half-written
+        return int(json.loads(state.read_text())["step"]) if state.is_file() else -1
+
+    _wait(lambda: (at_gate(gate) >= 2 and all(stored(r) == 20 for r in runs)) or not thread.is_alive(),
+          "both ConvLSTM runs at their gate with step 20 stored")
+    assert thread.is_alive(), box.get("result") and box["result"].output
     cluster.kill("worker")
-    thread.join(timeout=240)
+    gate.with_name(f"{gate.name}.open").touch()
+    thread.join(timeout=600)  # a bound for a broken test, not a wait
     assert not thread.is_alive(), "the suite did not finish after the worker node died"
     result = box["result"]
     print(result.output)  # shown with -s or on failure: the suite's progress and its table
@@ -184,7 +210,7 @@ def test_tiny_suite_survives_losing_a_node_skips_finished_runs_and_gives_mean_st
     assert "4 finished, 0 skipped (finished before), 0 failed" in output
     assert "retrying from its last checkpoint" in output
     resumed = [int(line.split("resuming from step ")[1].split(")")[0]) for line in output.splitlines() if "resuming from step" in line]
-    assert resumed and all(step >= 10 for step in resumed), output  # from a stored checkpoint, not step 0
+    assert resumed == [20], output  # from the last checkpoint it sent, not step 0: no step lost
     records = {p.parent.name: r for p, r in iter_records(out)}
     assert sorted(records) == ["convlstm-tiny-seed-0", "convlstm-tiny-seed-1", "copy-last-seed-0", "copy-last-seed-1"]
     assert all(not isinstance(r, Exception) for r in records.values())
@@ -195,7 +221,7 @@ def test_tiny_suite_survives_losing_a_node_skips_finished_runs_and_gives_mean_st
 
     # a rerun skips everything finished: nothing is submitted, no record is rewritten
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("record.json")}
-    again = _invoke(args)
+    again = invoke()
     assert again.exit_code == 0, again.output
     assert "4 finished before (skipped), 0 to resume, 0 to start" in again.output and "start glyphs/" not in again.output
     assert {p: p.stat().st_mtime_ns for p in out.rglob("record.json")} == stamps
@@ -207,7 +233,7 @@ def test_tiny_suite_survives_losing_a_node_skips_finished_runs_and_gives_mean_st
     page = (site / "glyphs.md").read_text()
     print("\n".join(line for line in page.splitlines() if line.startswith("|")))
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in page.splitlines() if line.startswith("| convlstm") or line.startswith("| copy-last")}
-    assert set(rows) == {"convlstm", "copy-last"}, page
+    assert set(rows) == {"convlstm-gated", "copy-last"}, page
     for row in rows.values():
         assert row[2] == "2" and all(" ± " in cell for cell in row[3:7]), row  # n, then PSNR SSIM MSE MAE as mean ± std
 

@@ -27,7 +27,7 @@ from pydantic import Field
 from torch import Tensor
 
 import vpbench
-from conftest import TinyConv
+from conftest import TinyConv, at_gate, wait_at_gate
 
 from vpbench.cli import AppState
 from vpbench.cli import run as run_cli
@@ -56,8 +56,7 @@ TINY = [
 
 class GatedTinyConv(TinyConv):
     """tinyconv that stops before step ``gate_step``, on whichever node it trains, until the test
-    opens the gate: it creates ``<gate>.reached`` and waits for ``<gate>.open``. A test acts on a
-    run that is certainly still running there, however slowly the machine goes."""
+    opens the gate (:func:`conftest.wait_at_gate`)."""
 
     class Config(TinyConv.Config):
         gate: str = Field("", description="path prefix of the gate files ('': no gate)")
@@ -67,11 +66,7 @@ class GatedTinyConv(TinyConv):
         cfg = self.config
         assert isinstance(cfg, GatedTinyConv.Config)
         if cfg.gate and step == cfg.gate_step:
-            Path(f"{cfg.gate}.reached").touch()
-            deadline = time.monotonic() + 600  # only so that a broken test cannot hang forever
-            while not Path(f"{cfg.gate}.open").exists():
-                assert time.monotonic() < deadline, f"nobody opened the gate {cfg.gate}"
-                time.sleep(0.05)
+            wait_at_gate(cfg.gate)
         return super()._step(batch, step)
 
 
@@ -202,18 +197,40 @@ def test_asha_stops_at_a_step_rung_and_the_stopped_trial_is_tested_on_a_trial_wo
 
 
 def test_sigint_stops_the_search_without_a_best_config_and_resume_finishes_every_trial(cluster: Cluster, tmp_path: Path) -> None:
+    # the trials wait before step 10 (after reporting step 8) until the test opens the gate: the
+    # SIGINT certainly lands on a running search. The gate opens once Ray Tune has taken the
+    # signal (its handler says so on stderr), so that the trials it stops are not held at the gate
+    # (Ray would wait up to TUNE_FORCE_TRIAL_CLEANUP_S, 10 minutes, for them to come back)
     search = _search_file(tmp_path / "search.yaml", steps=24, every=4)
-    out = tmp_path / "interrupted"
-    args = ["tune", "--model", "tinyconv", "--dataset", "glyphs", "--search", str(search), "--scheduler", "fifo"]
-    args += ["--address", cluster.address, "--out", str(out), "--quiet", *[f"--set={s}" for s in TINY]]
+    out, gate = tmp_path / "interrupted", tmp_path / "gate"
+    args = ["tune", "--model", "tinyconv-gated", "--dataset", "glyphs", "--search", str(search), "--scheduler", "fifo"]
+    args += ["--address", cluster.address, "--out", str(out), "--quiet", f"--set=model.gate={gate}", "--set=model.gate_step=10"]
+    args += [f"--set={s}" for s in TINY]
     driver = _driver(args, tmp_path)
+    errors: list[str] = []
+    assert driver.stderr is not None and driver.stdout is not None
+
+    def read_errors() -> None:
+        for line in driver.stderr:  # type: ignore[union-attr]
+            errors.append(line)
+
+    readers = [threading.Thread(target=read_errors, daemon=True), threading.Thread(target=driver.stdout.read, daemon=True)]
+    for reader in readers:
+        reader.start()
     try:
-        _wait_for(lambda: list(out.glob("ray/search/*/checkpoint_*")) or driver.poll() is not None, "a first checkpoint")
-        assert driver.poll() is None, driver.communicate()
+        running = lambda: at_gate(gate) and list(out.glob("ray/search/*/checkpoint_*"))  # noqa: E731
+        _wait_for(lambda: running() or driver.poll() is not None, "a trial with a checkpoint at its gate")
+        assert driver.poll() is None, "".join(errors)
         driver.send_signal(signal.SIGINT)
-        _, err = driver.communicate(timeout=90)
+        taken = lambda: any("Stop signal received" in line for line in errors)  # noqa: E731
+        _wait_for(lambda: taken() or driver.poll() is not None, "Ray Tune to take the SIGINT")
+        gate.with_name(f"{gate.name}.open").touch()
+        driver.wait(timeout=120)
+        for reader in readers:
+            reader.join(timeout=60)
     finally:
         driver.kill()
+    err = "".join(errors)
     assert driver.returncode == 130, err
     assert f"continue with: vpbench tune --resume --out {out}" in err
     assert not (out / "best.yaml").exists()
@@ -247,7 +264,7 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
     thread = threading.Thread(target=submit, daemon=True)
     thread.start()
     received = lambda: any("received from" in line for line in lines)  # noqa: E731
-    _wait_for(lambda: (received() and Path(f"{gate}.reached").exists()) or not thread.is_alive(), "the first state")
+    _wait_for(lambda: (received() and at_gate(gate)) or not thread.is_alive(), "the first state")
     assert thread.is_alive(), (box, lines)
     first = next(line for line in lines if "received from" in line)
     os.kill(int(first.rsplit("worker pid ", 1)[1]), signal.SIGKILL)  # the task's worker process dies
@@ -278,7 +295,7 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
         for line in driver.stdout:
             if "received from" in line:
                 break
-        _wait_for(lambda: Path(f"{gate}.reached").exists() or driver.poll() is not None, "the run at its gate")
+        _wait_for(lambda: at_gate(gate) or driver.poll() is not None, "the run at its gate")
         assert driver.poll() is None, driver.communicate()
         driver.send_signal(signal.SIGINT)
         _, err = driver.communicate(timeout=60)
@@ -302,13 +319,14 @@ def _steps(progress: Path) -> list[tuple[int, int]]:
 
 
 def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path) -> None:
+    # the trials wait before step 10 (after reporting steps 4 and 8) until the test opens the gate
     search = _search_file(tmp_path / "search.yaml", steps=60, every=4)
-    out = tmp_path / "killed"
+    out, gate = tmp_path / "killed", tmp_path / "gate"
     req = TuneRequest(
-        model="tinyconv",
+        model="tinyconv-gated",
         dataset="glyphs",
         search=search,
-        sets=TINY,
+        sets=[*TINY, f"model.gate={gate}", "model.gate_step=10"],
         scheduler="fifo",
         address=cluster.address,
         max_failures=3,
@@ -325,9 +343,10 @@ def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path
 
     thread = threading.Thread(target=search_thread, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 120
-    # both trials (one per node) have reported twice, so the driver has registered at least
-    # their first checkpoints: kill the worker node under one of them
+
+    # both trials (one per node) wait at the gate and the driver has recorded two reports of
+    # each, so it has registered at least their first checkpoints: kill the worker node under one
+    # of them, then let them go on
     def reported_twice() -> bool:
         try:
             histories = [_steps(p) for p in out.glob("ray/search/*/progress.csv")]
@@ -335,11 +354,11 @@ def test_search_survives_losing_the_worker_node(cluster: Cluster, tmp_path: Path
             return False
         return len(histories) == 2 and all(len(h) >= 2 for h in histories)
 
-    while not reported_twice():
-        assert thread.is_alive() and time.monotonic() < deadline, box
-        time.sleep(0.2)
+    _wait_for(lambda: (at_gate(gate) >= 2 and reported_twice()) or not thread.is_alive(), "both trials at their gate, reported twice")
+    assert thread.is_alive(), box
     cluster.kill("worker")
-    thread.join(timeout=180)
+    gate.with_name(f"{gate.name}.open").touch()
+    thread.join(timeout=600)  # a bound for a broken test, not a wait
     assert not thread.is_alive(), "the search did not finish after the worker node died"
     assert "error" not in box, box.get("error")
     result: SearchResult = box["result"]
