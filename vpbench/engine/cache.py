@@ -31,7 +31,7 @@ _KEY, _SHA = "__key__", "__sha256__"
 
 def canonical(key: Mapping[str, Any]) -> str:
     """The key as canonical JSON (sorted keys, no spaces): what the file name and checksum hash."""
-    return json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
 def _digest(key_json: str, arrays: Mapping[str, np.ndarray]) -> str:
