@@ -21,6 +21,17 @@ The numbers of the three passes are compared: each metric's mean must print the 
 
     .venv/bin/python benchmarks/eval_speed.py                          # S-HR-VQVAE, the demo's 1,000 clips
     .venv/bin/python benchmarks/eval_speed.py --models predrnn,convlstm --clips 200
+
+Measured on the shared 2-core machine under load (load average 10-11, so single stages
+vary by tens of percent between passes; the model's own sampler, identical code in all
+three passes, took 328 / 305 / 250 s), ``--models shrvq,predrnn --clips 1000``:
+
+    shrvq   test pass 533 s old, 412 s cold (1.30x), 281 s warm (1.90x);
+            without the sampler 205 s old, 106 s cold (1.93x), 31 s warm (6.6x)
+    predrnn test pass 166 s old, 94 s cold (1.76x), 53 s warm (3.15x);
+            without the model 118 s old, 57 s cold (2.05x), 20 s warm (5.9x)
+
+The demo's 3x then needs the sampler itself about 3x faster (item 1 of issue 23).
 """
 
 from __future__ import annotations

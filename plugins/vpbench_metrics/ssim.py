@@ -31,8 +31,8 @@ from .common import check_pair, check_protocol, ssim_settings
 __all__ = ["SSIM", "window_1d", "ssim_numpy", "ssim_torch"]
 
 Route = Literal["auto", "scipy", "torch"]
-#: frames per scipy call: five float64 moment maps of 8 frames of 64x64 fit the CPU caches
-_CPU_CHUNK_FRAMES = 8
+#: pixels per scipy call: five float64 moment maps of 8 frames of 64x64 fit the CPU caches
+_CPU_CHUNK_PIXELS = 8 * 64 * 64
 
 
 def window_1d(settings: dict[str, Any]) -> np.ndarray:
@@ -63,7 +63,7 @@ def _combine(moments: Sequence[Any], settings: dict[str, Any], n_win: int) -> An
 def ssim_numpy(x: np.ndarray, y: np.ndarray, settings: dict[str, Any], *, clip_x: bool = False) -> np.ndarray:
     """SSIM of ``[N, H, W]`` frame pairs with scipy's filters, in float64: ``[N]``.
 
-    Works ``_CPU_CHUNK_FRAMES`` frames at a time in one preallocated float64 buffer
+    Works ``_CPU_CHUNK_PIXELS`` pixels (whole frames) at a time in one preallocated float64 buffer
     (``clip_x`` clips ``x`` to [0, 1] on the way), and forms the SSIM map in place, so
     the temporaries stay in the CPU caches.
     """
@@ -86,7 +86,7 @@ def ssim_numpy(x: np.ndarray, y: np.ndarray, settings: dict[str, Any], *, clip_x
 
     n, h, w = x.shape
     result = np.empty(n, dtype=np.float64)
-    chunk = max(1, min(n, _CPU_CHUNK_FRAMES))
+    chunk = max(1, min(n, _CPU_CHUNK_PIXELS // (h * w)))
     buf = np.empty((5, chunk, h, w), dtype=np.float64)
     for i in range(0, n, chunk):
         j = min(n, i + chunk) - i
