@@ -211,12 +211,23 @@ class Metric(abc.ABC):
 
     name: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    #: bump when the values change; non-empty lets the harness cache the baselines' scores
+    #: per (data checksum, protocol, version); empty (the default): never cached
+    version: ClassVar[str] = ""
 
     def __init__(self, protocol: str = "openstl") -> None:
         self.protocol = protocol
 
     @abc.abstractmethod
     def per_frame(self, pred: Tensor, true: Tensor) -> Tensor: ...
+
+    def per_frame_many(self, preds: Sequence[Tensor], true: Tensor) -> list[Tensor]:
+        """``per_frame`` of several predictions of one target, in order.
+
+        A metric overrides it to compute what depends on ``true`` alone (LPIPS: the
+        target's features) once for all of them; the values must equal ``per_frame``'s.
+        """
+        return [self.per_frame(p, true) for p in preds]
 
     def available(self) -> str | None:
         """``None`` when usable, else a one-line reason (e.g. LPIPS weights missing)."""

@@ -23,13 +23,28 @@ GENERATOR_VERSION = "glyphs/1"
 VAL_SEED, TEST_SEED = 1_000_001, 2_000_003
 
 
-class Clips(Dataset[Tensor]):
-    """``length`` clips; clip ``i`` is drawn from ``rng(base, epoch, i)``."""
+#: a fixed split keeps its generated clips in memory up to this size (1,000 test clips: 78 MiB)
+MEMO_BYTES = 256 * 2**20
+#: test-set checksums computed in this process, by everything the clips depend on
+_CHECKSUMS: dict[tuple[object, ...], str] = {}
 
-    def __init__(self, base: int, length: int, frames: int, digits: int, canvas: int, speed: float) -> None:
+
+class Clips(Dataset[Tensor]):
+    """``length`` clips; clip ``i`` is drawn from ``rng(base, epoch, i)``.
+
+    With ``memo``, each clip is generated once and kept (uint8): the test split is read by
+    the checksum, the evaluation and the pictures of one record.
+    """
+
+    def __init__(
+        self, base: int, length: int, frames: int, digits: int, canvas: int, speed: float, *, memo: bool = False
+    ) -> None:
         self.base, self.length, self.frames = base, length, frames
         self.digits, self.canvas, self.speed = digits, canvas, speed
         self.epoch = 0
+        self._memo: dict[tuple[int, int], np.ndarray] | None = (
+            {} if memo and length * frames * canvas * canvas <= MEMO_BYTES else None
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -40,13 +55,23 @@ class Clips(Dataset[Tensor]):
     def clip_uint8(self, i: int) -> np.ndarray:
         if not 0 <= i < self.length:
             raise IndexError(i)
+        if self._memo is None:
+            return self._generate(i)
+        key = (self.epoch, i)
+        if key not in self._memo:
+            clip = self._generate(i)
+            clip.flags.writeable = False  # shared by every reader
+            self._memo[key] = clip
+        return self._memo[key]
+
+    def _generate(self, i: int) -> np.ndarray:
         rng = np.random.default_rng([self.base, self.epoch, i])
         glyphs = [render_glyph(rng) for _ in range(self.digits)]
         paths = trajectories(rng, self.frames, self.digits, self.canvas - GLYPH, self.speed)
         return compose(glyphs, paths, self.canvas)  # [T, H, W]
 
     def __getitem__(self, i: int) -> Tensor:
-        return torch.from_numpy(self.clip_uint8(i)).unsqueeze(1).float().div_(255.0)  # [T, 1, H, W]
+        return torch.from_numpy(self.clip_uint8(i).copy()).unsqueeze(1).float().div_(255.0)  # [T, 1, H, W]
 
 
 class GlyphsDataset(VideoDataset):
@@ -80,24 +105,44 @@ class GlyphsDataset(VideoDataset):
     def horizon(self) -> int:
         return 10
 
-    def _clips(self, base: int, length: int) -> Clips:
+    def _clips(self, base: int, length: int, *, memo: bool = False) -> Clips:
         c = self.config
         assert isinstance(c, GlyphsDataset.Config)
-        return Clips(base, length, self.context + self.horizon, c.digits, 64, c.speed)
+        return Clips(base, length, self.context + self.horizon, c.digits, 64, c.speed, memo=memo)
 
     def split(self, name: Split) -> Clips:
         c = self.config
         assert isinstance(c, GlyphsDataset.Config)
         if name == "train":
             return self._clips(self.seed, c.train_length)
-        if name == "val":
-            return self._clips(VAL_SEED, c.val_length)
-        return self._clips(TEST_SEED, c.test_length)
+        fixed: dict[str, Clips] = self.__dict__.setdefault("_fixed", {})
+        if name not in fixed:  # the same clips for every reader: generated once (memo)
+            base, length = (VAL_SEED, c.val_length) if name == "val" else (TEST_SEED, c.test_length)
+            fixed[name] = self._clips(base, length, memo=True)
+        return fixed[name]
 
     def checksum(self) -> str:
-        """sha256 over the generator version and every test clip."""
-        digest = hashlib.sha256(GENERATOR_VERSION.encode())
+        """sha256 over the generator version and every test clip.
+
+        The clips are generated and hashed once per process and test-set configuration
+        (the same bytes the evaluation then reads, kept by the split's memo), so a record
+        certifies exactly what it did before, without generating the test set twice.
+        """
         test = self.split("test")
+        key = (GENERATOR_VERSION, TEST_SEED, test.length, test.frames, test.digits, test.canvas, test.speed)
+        if key not in _CHECKSUMS:
+            digest = hashlib.sha256(GENERATOR_VERSION.encode())
+            for i in range(len(test)):
+                digest.update(test.clip_uint8(i).tobytes())
+            _CHECKSUMS[key] = "sha256:" + digest.hexdigest()
+        return _CHECKSUMS[key]
+
+    def regenerated_checksum(self) -> str:
+        """:meth:`checksum` as it was before issue 23: every test clip generated afresh (the reference)."""
+        c = self.config
+        assert isinstance(c, GlyphsDataset.Config)
+        test = self._clips(TEST_SEED, c.test_length)
+        digest = hashlib.sha256(GENERATOR_VERSION.encode())
         for i in range(len(test)):
             digest.update(test.clip_uint8(i).tobytes())
         return "sha256:" + digest.hexdigest()

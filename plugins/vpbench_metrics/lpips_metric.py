@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -134,29 +135,38 @@ class _BatchedLPIPS(nn.Module):
             self._maps[key] = F.conv2d(ones, self.w_pad, conv1.bias, stride=conv1.stride, padding=conv1.padding)
         return F.conv2d(u, self.w_grey, None, stride=conv1.stride, padding=conv1.padding) + self._maps[key]
 
-    def forward(self, pred: Tensor, true: Tensor) -> Tensor:
-        # pred, true: [N, C, H, W] in [0, 1]; C in {1, 3}
-        n = pred.shape[0]
-        u = torch.cat([pred, true]) * 2 - 1  # [2N, C, H, W] in [-1, 1]
-        u = u.contiguous(memory_format=torch.channels_last)  # oneDNN / cuDNN's fast layout
+    def features(self, x: Tensor) -> list[Tensor]:
+        """Channel-normalised relu_1..relu_5 features φ̂_l of frames ``x`` [N, C, H, W] in [0, 1]."""
+        u = (x * 2 - 1).contiguous(memory_format=torch.channels_last)  # [-1, 1]; oneDNN / cuDNN's fast layout
         if u.shape[1] == 1:
-            x = getattr(self.slices[0], "1")(self._conv1_grey(u))  # relu1 [2N, 64, H1, W1]
+            h = getattr(self.slices[0], "1")(self._conv1_grey(u))  # relu1 [N, 64, H1, W1]
         else:
-            x = self.slices[0](self.model.scaling_layer(u))  # (u - shift) / scale, conv1, relu
-        total: Tensor = x.new_zeros(n)
-        for i, lin in enumerate(self.model.lins):
+            h = self.slices[0](self.model.scaling_layer(u))  # (u - shift) / scale, conv1, relu
+        feats = []
+        for i in range(len(self.model.lins)):
             if i:
-                x = self.slices[i](x)  # relu_{i+1} features [2N, C_l, H_l, W_l]
-            f = x * (x * x).sum(dim=1, keepdim=True).sqrt_().add_(1e-10).reciprocal_()  # unit norm over channels
-            d = f[:n] - f[n:]
+                h = self.slices[i](h)  # relu_{i+1} features [N, C_l, H_l, W_l]
+            feats.append(h * (h * h).sum(dim=1, keepdim=True).sqrt_().add_(1e-10).reciprocal_())  # unit norm
+        return feats
+
+    def distance(self, fp: Sequence[Tensor], ft: Sequence[Tensor]) -> Tensor:
+        """d = Σ_l mean_{h,w} w_l · (φ̂_l(x̂) - φ̂_l(x))², per pair: [N]."""
+        total: Tensor = fp[0].new_zeros(fp[0].shape[0])
+        for lin, a, b in zip(self.model.lins, fp, ft):
+            d = a - b
             total = total + lin(d * d).mean(dim=(1, 2, 3))
         return total
+
+    def forward(self, pred: Tensor, true: Tensor) -> Tensor:
+        # pred, true: [N, C, H, W] in [0, 1]; C in {1, 3}
+        return self.distance(self.features(pred), self.features(true))
 
 
 class LPIPS(Metric):
     """LPIPS AlexNet v0.1 on clip(x̂, 0, 1) and x mapped to [-1, 1] (both protocols)."""
 
     name: ClassVar[str] = "lpips"
+    version: ClassVar[str] = "1"
     higher_is_better: ClassVar[bool] = False
     _lock = threading.Lock()
 
@@ -179,18 +189,34 @@ class LPIPS(Metric):
 
     @torch.no_grad()
     def per_frame(self, pred: Tensor, true: Tensor) -> Tensor:
-        check_pair(pred, true, min_side=MIN_SIDE)
-        b, s, c, h, w = pred.shape
+        return self.per_frame_many([pred], true)[0]
+
+    @torch.no_grad()
+    def per_frame_many(self, preds: Sequence[Tensor], true: Tensor) -> list[Tensor]:
+        """Each prediction's LPIPS; the target's features are computed once for all of them.
+
+        Every frame set goes through AlexNet on its own, so a prediction's values do not
+        depend on which other predictions are scored beside it.
+        """
+        for pred in preds:
+            check_pair(pred, true, min_side=MIN_SIDE)
+        b, s, c, h, w = true.shape
         if c not in (1, 3):
-            raise DataError(f"LPIPS needs 1 or 3 channels, got {c} in frames {tuple(pred.shape)}")
-        net = self._network(pred.device)
-        p = pred.float().clamp(0.0, 1.0).reshape(b * s, c, h, w)
+            raise DataError(f"LPIPS needs 1 or 3 channels, got {c} in frames {tuple(true.shape)}")
+        if b * s == 0:
+            return [true.new_zeros(b, s, dtype=torch.float64) for _ in preds]
+        net = self._network(true.device)
         t = true.float().reshape(b * s, c, h, w)
+        ps = [pred.float().clamp(0.0, 1.0).reshape(b * s, c, h, w) for pred in preds]
         # TF32 convolutions (cuDNN's default on Ampere+) would cost LPIPS its 1e-4 parity
         tf32 = torch.backends.cudnn.allow_tf32
         torch.backends.cudnn.allow_tf32 = False
+        outs: list[list[Tensor]] = [[] for _ in preds]
         try:
-            out = torch.cat([net(p[i : i + _CHUNK], t[i : i + _CHUNK]) for i in range(0, b * s, _CHUNK)])
+            for i in range(0, b * s, _CHUNK):
+                ft = net.features(t[i : i + _CHUNK])  # once per chunk, for every prediction
+                for out, p in zip(outs, ps):
+                    out.append(net.distance(net.features(p[i : i + _CHUNK]), ft))
         finally:
             torch.backends.cudnn.allow_tf32 = tf32
-        return out.double().reshape(b, s)
+        return [torch.cat(out).double().reshape(b, s) for out in outs]

@@ -1,7 +1,13 @@
-"""Pixel metrics: MSE, MAE (unclipped) and PSNR (clipped, peak 1), batched in float64."""
+"""Pixel metrics: MSE, MAE (unclipped) and PSNR (clipped, peak 1), batched in float64.
+
+The float64 arithmetic is done chunk by chunk (``_CHUNK_FRAMES`` frames at a time), so no
+full-size float64 copy of the batch is made and the temporaries stay in the CPU caches;
+the values are bit for bit those of the whole-batch float64 computation.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -15,6 +21,8 @@ __all__ = ["MSE", "MAE", "PSNR"]
 
 
 class _PixelMetric(Metric):
+    version: ClassVar[str] = "1"
+
     def __init__(self, protocol: str = "openstl") -> None:
         super().__init__(check_protocol(protocol))
 
@@ -25,12 +33,28 @@ class _PixelMetric(Metric):
         return err.mean(dim=-1)
 
 
-def _diff(pred: Tensor, true: Tensor, *, clip: bool = False) -> Tensor:
-    """``pred - true`` in float64, flattened to ``[B, S, C*H*W]``."""
-    p = pred.detach().double()
-    if clip:  # in place only on a converted copy, never on the caller's tensor
-        p = p.clamp(0.0, 1.0) if pred.dtype == torch.float64 else p.clamp_(0.0, 1.0)
-    return (p - true.detach().double()).flatten(2)
+#: frames per float64 chunk: 256 frames of 64x64 are 8 MiB of float64
+_CHUNK_FRAMES = 256
+
+
+def _per_frame(pred: Tensor, true: Tensor, op: Callable[[Tensor], Tensor], *, clip: bool = False) -> Tensor:
+    """``op(pred - true)`` per frame, ``[B, S, K] -> [B, S]``, in float64 chunk by chunk.
+
+    ``pred - true`` is formed in float64 from the inputs' values (as a whole-batch
+    ``.double()`` would), on ``_CHUNK_FRAMES`` frames at a time; ``clip`` clips ``pred``
+    to [0, 1] on the copy, never on the caller's tensor.
+    """
+    b, s = pred.shape[:2]
+    p = pred.detach().reshape(b * s, -1)
+    t = true.detach().reshape(b * s, -1)
+    out = torch.empty(b * s, dtype=torch.float64, device=pred.device)
+    for i in range(0, b * s, _CHUNK_FRAMES):
+        x = p[i : i + _CHUNK_FRAMES].to(torch.float64, copy=True)
+        if clip:
+            x.clamp_(0.0, 1.0)
+        x.sub_(t[i : i + _CHUNK_FRAMES])
+        out[i : i + _CHUNK_FRAMES] = op(x)
+    return out.reshape(b, s)
 
 
 class MSE(_PixelMetric):
@@ -42,8 +66,7 @@ class MSE(_PixelMetric):
     @torch.no_grad()
     def per_frame(self, pred: Tensor, true: Tensor) -> Tensor:
         check_pair(pred, true)
-        d = _diff(pred, true)
-        return self._reduce(d * d)  # d * d: torch's square() is slower on float64
+        return _per_frame(pred, true, lambda d: self._reduce(d.mul_(d)))
 
 
 class MAE(_PixelMetric):
@@ -55,7 +78,7 @@ class MAE(_PixelMetric):
     @torch.no_grad()
     def per_frame(self, pred: Tensor, true: Tensor) -> Tensor:
         check_pair(pred, true)
-        return self._reduce(_diff(pred, true).abs_())
+        return _per_frame(pred, true, lambda d: self._reduce(d.abs_()))
 
 
 class PSNR(_PixelMetric):
@@ -70,6 +93,5 @@ class PSNR(_PixelMetric):
     @torch.no_grad()
     def per_frame(self, pred: Tensor, true: Tensor) -> Tensor:
         check_pair(pred, true)
-        d = _diff(pred, true, clip=True)
-        mse = (d * d).mean(dim=-1)
+        mse = _per_frame(pred, true, lambda d: d.mul_(d).mean(dim=-1), clip=True)
         return -10.0 * torch.log10(mse.clamp(min=PSNR_FLOOR_MSE))

@@ -26,9 +26,10 @@ from ..plugins import Registry
 from ..portable import portable_record
 from ..records import ComponentInfo, MetricResult, RunRecord, TrainSummary
 from ..visualize import plot_per_frame, save_strip
-from .evaluate import EvalResult, Predictor
+from .cache import CheckedStore
+from .evaluate import EvalResult, Predictor, ScoreCache
 
-__all__ = ["baseline_predictors", "count_params", "fixed_clips", "write_pictures", "profile_if", "build_record"]
+__all__ = ["baseline_predictors", "score_cache", "count_params", "fixed_clips", "write_pictures", "profile_if", "build_record"]
 
 
 def baseline_predictors(
@@ -41,6 +42,44 @@ def baseline_predictors(
             model = build_model(registry, name, {}, dataset.frame_shape, dataset.context, dataset.horizon).to(device)
             out[name] = model.predict
     return out
+
+
+def score_cache(
+    predictors: dict[str, Predictor],
+    main: str,
+    dataset: VideoDataset,
+    data_checksum: str,
+    device: torch.device,
+    batch_size: int,
+    limit: int | None,
+) -> ScoreCache:
+    """The checked cache of the baselines' per-clip scores, in the data root.
+
+    Only predictors without parameters other than ``main`` are cached (blank, copy-last,
+    mean-context: pure functions of the context); the key names the test set (data
+    checksum, dataset config, clips scored), the batch size, the device type and the
+    vpbench and torch versions; the metric entries (protocol, name, version) are added by
+    :func:`~vpbench.engine.evaluate.evaluate`.
+    """
+    names = set()
+    for name, predict in predictors.items():
+        owner = getattr(predict, "__self__", None)
+        if name != main and isinstance(owner, VideoModel) and not any(True for _ in owner.parameters()):
+            names.add(name)
+    n_all = len(dataset.split("test"))  # type: ignore[arg-type]
+    identity = {
+        "dataset": dataset.name,
+        "dataset_config": dataset.config.model_dump(mode="json"),
+        "data_checksum": data_checksum,
+        "context": dataset.context,
+        "horizon": dataset.horizon,
+        "clips": min(n_all, limit) if limit is not None else n_all,
+        "batch_size": batch_size,
+        "device": device.type,
+        "vpbench": __version__,
+        "torch": torch.__version__,
+    }
+    return ScoreCache(CheckedStore(dataset.data_root, "predictor-scores"), identity, frozenset(names))
 
 
 def count_params(model: VideoModel) -> tuple[int, int]:
@@ -109,14 +148,18 @@ def write_pictures(
 
 
 def profile_if(enabled: bool, model: VideoModel, dataset: VideoDataset, device: torch.device, batch_size: int) -> dict[str, Any]:
-    """Parameters, MACs and throughput of ``model`` when ``eval.profile`` asks for them."""
+    """Parameters, MACs and throughput of ``model`` when ``eval.profile`` asks for them.
+
+    MACs are counted once per (model, config, frame shape) and reused from the data root's
+    checked cache; throughput is timed on one fixed batch of at most 8 random sequences.
+    """
     if not enabled:
         return {}
     from ..profiling import profile_model
 
     return profile_model(
         model, context=dataset.context, horizon=dataset.horizon, device=device,
-        batch_size=min(8, batch_size), repeats=2,
+        batch_size=min(8, batch_size), repeats=2, macs_cache=dataset.data_root,
     )
 
 
@@ -139,10 +182,12 @@ def build_record(
     started: float,
     profile: dict[str, Any] | None = None,
     flags: Sequence[str] = (),
+    data_checksum: str | None = None,
 ) -> RunRecord:
     """The versioned record of one scoring: code, config, data, hardware, and the numbers.
 
-    ``started`` is the ``time.monotonic()`` reading when the command began (its wall time).
+    ``started`` is the ``time.monotonic()`` reading when the command began (its wall time);
+    ``data_checksum``, when the caller already has it, saves computing it again.
     """
     scored = results[main]
     record = RunRecord(
@@ -158,7 +203,7 @@ def build_record(
             package=registry.datasets.entry(dataset_name).package,
             config=dataset.config.model_dump(mode="json"),
         ),
-        data_checksum=dataset.checksum(),
+        data_checksum=data_checksum if data_checksum is not None else dataset.checksum(),
         data_info=dataset.describe(),
         frame_shape=dataset.frame_shape.as_tuple(),
         context=dataset.context,

@@ -26,8 +26,8 @@ from .evaluate import Predictor, evaluate
 from .guards import check_measured, check_run_id, check_test_split
 from .preflight import preflight_run
 from .rng import seed_everything
+from .recording import baseline_predictors, build_record, count_params, profile_if, score_cache, write_pictures
 from .rundir import run_lock
-from .recording import baseline_predictors, build_record, count_params, profile_if, write_pictures
 from .run import DEFAULT_COMPARE, RunDir
 from .saved import build_saved, read_run
 
@@ -96,9 +96,11 @@ def _rescore_run(req: EvalRequest, registry: Registry, echo: Echo, stack: ExitSt
 
     predictors: dict[str, Predictor] = {saved.model: model.predict}
     predictors.update(baseline_predictors(registry, req.compare, saved.model, dataset, device))
+    data_checksum = dataset.checksum()  # once: the baselines' score cache and the record
+    cache = score_cache(predictors, saved.model, dataset, data_checksum, device, cfg.eval.batch_size, cfg.eval.max_sequences)
     results = evaluate(
         predictors, dataset.split("test"), metrics, context=dataset.context, horizon=dataset.horizon, device=device,
-        batch_size=cfg.eval.batch_size, limit=cfg.eval.max_sequences, progress=req.progress,
+        batch_size=cfg.eval.batch_size, limit=cfg.eval.max_sequences, progress=req.progress, cache=cache,
     )
     artifacts = write_pictures(out.root, dataset, predictors, results, saved.model, model=model)
     artifacts["rescored_from"] = {
@@ -135,6 +137,7 @@ def _rescore_run(req: EvalRequest, registry: Registry, echo: Echo, stack: ExitSt
         device=device,
         started=t0,
         profile=profile_if(cfg.eval.profile, model, dataset, device, cfg.eval.batch_size),
+        data_checksum=data_checksum,
     )
     write_record(record, out.record)
     return record, out.root

@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, load_model_state
 from .evaluate import Predictor, evaluate
 from .guards import check_compare, check_measured, check_run_dir, check_run_id, check_test_split, check_trainable
 from .preflight import preflight_run
-from .recording import baseline_predictors, build_record, count_params, profile_if, write_pictures
+from .recording import baseline_predictors, build_record, count_params, profile_if, score_cache, write_pictures
 from .rng import deterministic_kernels, seed_everything
 from .rundir import run_lock
 from .selection import resolve_select_metric
@@ -258,6 +258,8 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
 
     predictors: dict[str, Predictor] = {res.model: model.predict}
     predictors.update(baseline_predictors(registry, req.compare, res.model, dataset, device))
+    data_checksum = dataset.checksum()  # once: the baselines' score cache and the record
+    cache = score_cache(predictors, res.model, dataset, data_checksum, device, cfg.eval.batch_size, cfg.eval.max_sequences)
     results = evaluate(
         predictors,
         dataset.split("test"),
@@ -268,6 +270,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         batch_size=cfg.eval.batch_size,
         limit=cfg.eval.max_sequences,
         progress=req.progress,
+        cache=cache,
     )
     baselines = {k: v.metrics for k, v in results.items() if k != res.model}
     flags: list[str] = []
@@ -304,6 +307,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         started=t0,
         profile=profile_if(cfg.eval.profile, model, dataset, device, cfg.eval.batch_size),
         flags=flags,
+        data_checksum=data_checksum,
     )
     write_record(record, rd.record)
     if below is not None:
