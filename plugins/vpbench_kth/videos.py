@@ -40,6 +40,7 @@ import numpy as np
 from vpbench.data.manifest import Manifest
 from vpbench.errors import DataError
 from vpbench.fsutil import atomic_path, atomic_write_json
+from vpbench.npyformat import read_npy_header
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 VIDEO_RE = re.compile(r"^person(\d{2})_(" + "|".join(ACTIONS) + r")_d(\d)(?:_uncomp)?$")
@@ -208,13 +209,7 @@ def array_digest(path: Path) -> str:
     h = hashlib.sha256()
     try:
         with path.open("rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                np.lib.format.read_array_header_2_0(f)
-            else:
-                return "unreadable"
+            read_npy_header(f)  # ValueError on anything numpy does not write
             for block in iter(lambda: f.read(_BLOCK), b""):
                 h.update(block)
     except (ValueError, OSError, EOFError):

@@ -33,6 +33,7 @@ from ..errors import ConfigError, DataError
 from ..names import check_slug, shorten
 from ..hardware import resolve_device
 from ..interfaces import VideoDataset
+from ..npyformat import NpyHeader, read_npy_header
 from ..plugins import Registry
 from ..records import EXTERNAL, ComponentInfo, RunRecord, TrainSummary, write_record
 from .evaluate import Predictor, evaluate
@@ -87,18 +88,7 @@ def _unreadable(path: Path, exc: BaseException) -> DataError:
     )
 
 
-#: what a header says: the array's shape and dtype
-Header = tuple[tuple[int, ...], np.dtype[Any]]
-
-
-def _header(fh: IO[bytes]) -> Header:
-    """The shape and dtype an ``.npy`` stream declares (read from its header, no data read)."""
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-    else:
-        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    return tuple(int(d) for d in shape), np.dtype(dtype)
+Header = NpyHeader
 
 
 def _member(keys: Sequence[str], path: Path) -> str:
@@ -133,13 +123,13 @@ def load_predictions(
                 for what, name in (("predictions", key), ("ids", "ids")):
                     if name in keys:
                         with zf.open(f"{name}.npy") as fh:
-                            peek(what, _header(fh))
+                            peek(what, read_npy_header(fh))
             with np.load(path, allow_pickle=False) as npz:  # members read by name, one at a time
                 preds = npz[key]
                 ids = npz["ids"] if "ids" in keys else None
             return preds, ids
         with path.open("rb") as fh:
-            shape, dtype = _header(fh)
+            shape, dtype = read_npy_header(fh)
             peek("predictions", (shape, dtype))
             need = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if path.stat().st_size < need:

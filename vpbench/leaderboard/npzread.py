@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..npyformat import read_npy_header
+
 __all__ = ["MAX_MEMBER_BYTES", "read_members"]
 
 #: the largest member read (the fixed clips of 128×128 KTH at 30 frames are ~2 MB)
@@ -24,12 +26,7 @@ Check = Callable[[tuple[int, ...], np.dtype], str | None]
 
 def _header(z: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
     with z.open(member) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    return tuple(int(s) for s in shape), np.dtype(dtype)
+        return read_npy_header(f)
 
 
 def read_members(path: Path, checks: dict[str, Check], optional: Sequence[str] = ()) -> dict[str, np.ndarray] | str:
