@@ -18,7 +18,7 @@ import struct
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from io import StringIO
@@ -555,6 +555,7 @@ def _interrupt_after_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
         return [dataclasses.replace(s, after_step=after) for s in original(self)]
 
     monkeypatch.setattr(TinyConv, "stages", stages)
+    _python_sigint()
 
 
 def _interrupt_in_validation(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
@@ -574,6 +575,26 @@ def _interrupt_in_validation(monkeypatch: pytest.MonkeyPatch, step: int) -> None
         return original(*args, **kwargs)
 
     monkeypatch.setattr(tr, "evaluate", evaluate)
+    _python_sigint()
+
+
+def _python_sigint() -> None:
+    """Ctrl-C as a user's process meets it: Python's own handler, the signal not blocked.
+
+    In a long pytest session a library used by an earlier test (Ray's in-process driver) can
+    leave another handler or mask behind; seen once with two busy loops beside `make test`,
+    where the SIGINT never reached Python. The module's autouse fixture gives back the
+    handler that was there before the test."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@pytest.fixture(autouse=True)
+def _restore_sigint() -> Iterator[None]:
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    if before is not None and signal.getsignal(signal.SIGINT) is not before:
+        signal.signal(signal.SIGINT, before)
 
 
 RESUME = [*TINY, "train.max_steps=7", "model.noise=0.05", "train.checkpoint_every=4"]
