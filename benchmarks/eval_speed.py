@@ -24,7 +24,7 @@ The numbers of the three passes are compared: each metric's mean must print the 
     .venv/bin/python benchmarks/eval_speed.py --models predrnn,convlstm --clips 200
 
 Measured on the shared 2-core machine after both parts of issue 23 were merged (load average
-about 1-4 from other jobs; one thread), ``--models shrvq --clips 1000``:
+about 4: two busy loops and `make test` ran beside it; one thread), ``--models shrvq --clips 1000``:
 
     shrvq   test pass 367 s old, 222 s cold (1.65x), 141 s warm (2.61x);
             sampler 230 / 133 / 107 s (1.74x / 2.14x); without the model 137 / 89 / 33 s
