@@ -25,7 +25,7 @@ from torch import Tensor, nn
 import vpbench
 from vpbench.errors import ConfigError
 from vpbench_rnn.patch import check_patch, from_patches, to_patches
-from vpbench_rnn.sampling import sampling_mask, scheduled_eta
+from vpbench_rnn.sampling import sampling_mask, scheduled_eta, step_input
 
 from .cell import MAUCell
 
@@ -91,7 +91,7 @@ class MAU(vpbench.VideoModel):
         (``[B, steps−1]``); inputs at ``t ≥ N`` must have weight 0.
         """
         c = self.config
-        b, n = frames.shape[:2]
+        b = frames.shape[0]
         zeros = frames.new_zeros(b, c.hidden, *self.size)
         t_state = [zeros] * c.num_layers
         t_hist = [[zeros] * c.tau for _ in range(c.num_layers)]  # T^l_{t-τ..t-1}
@@ -99,13 +99,7 @@ class MAU(vpbench.VideoModel):
         preds: list[Tensor] = []
         x_hat = frames[:, 0]
         for t in range(steps):
-            if t == 0:
-                x = frames[:, 0]
-            elif t < n:
-                m = mask[:, t - 1].view(b, 1, 1, 1).to(frames.dtype)
-                x = m * frames[:, t] + (1 - m) * x_hat
-            else:
-                x = x_hat
+            x = step_input(frames, mask, t, x_hat)
             feats = []
             for enc in self.encoders:
                 x = enc(x)

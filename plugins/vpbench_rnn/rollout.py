@@ -27,7 +27,7 @@ import vpbench
 from vpbench.errors import ConfigError
 
 from .patch import check_patch, from_patches, to_patches
-from .sampling import SamplingMode, sampling_mask, sampling_probs
+from .sampling import SamplingMode, sampling_mask, sampling_probs, step_input
 
 __all__ = ["RecurrentConfig", "RecurrentPredictor"]
 
@@ -115,17 +115,10 @@ class RecurrentPredictor(vpbench.VideoModel, abc.ABC):
 
     def unroll(self, frames: Tensor, mask: Tensor, steps: int, state: Any) -> tuple[Tensor, Any]:
         """:meth:`rollout` from a given initial ``state``; also returns the final state."""
-        b, n = frames.shape[:2]
         preds: list[Tensor] = []
         x_hat = frames[:, 0]
         for t in range(steps):
-            if t == 0:
-                x = frames[:, 0]
-            elif t < n:
-                m = mask[:, t - 1].view(b, 1, 1, 1).to(frames.dtype)
-                x = m * frames[:, t] + (1 - m) * x_hat
-            else:
-                x = x_hat
+            x = step_input(frames, mask, t, x_hat)
             top, state = self.cell_step(x, state)
             x_hat = self.readout(top)
             preds.append(x_hat)

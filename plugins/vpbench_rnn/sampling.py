@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["SamplingMode", "scheduled_eta", "reverse_etas", "sampling_probs", "sampling_mask"]
+__all__ = ["SamplingMode", "scheduled_eta", "reverse_etas", "sampling_probs", "sampling_mask", "step_input"]
 
 SamplingMode = Literal["scheduled", "reverse", "off"]
 
@@ -80,3 +80,16 @@ def sampling_mask(batch: int, context: int, horizon: int, p_context: float, p_fu
     probs = torch.cat([torch.full((context - 1,), p_context), torch.full((horizon - 1,), p_future)])
     u = torch.rand(batch, probs.numel())
     return (u < probs).float()
+
+
+def step_input(frames: Tensor, mask: Tensor, t: int, x_hat: Tensor) -> Tensor:
+    """The input of step ``t`` of a rollout over ``frames [B, n, ...]``: the true frame 0 at
+    ``t = 0``; for ``0 < t < n`` the true frame where ``mask[:, t - 1]`` is 1 and the previous
+    prediction ``x_hat`` where it is 0 (scheduled sampling); past the given frames ``x_hat``."""
+    b, n = frames.shape[:2]
+    if t == 0:
+        return frames[:, 0]
+    if t < n:
+        m = mask[:, t - 1].view(b, *[1] * (frames.dim() - 2)).to(frames.dtype)
+        return m * frames[:, t] + (1 - m) * x_hat
+    return x_hat
