@@ -8,6 +8,8 @@ Shapes follow one convention everywhere: a clip is ``[T, C, H, W]``, a batch of 
   ``[B, S, C, H, W]``; training is a list of :class:`Stage` objects the harness runs, so
   the harness owns the loop (device, mixed precision, progress, checkpoints, resume).
 * A :class:`Metric` scores every predicted frame: ``[B, S, C, H, W]`` twice to ``[B, S]``.
+* A :class:`SetMetric` sees every clip of the test set and returns one :class:`SetValue`
+  (FVD and other distribution distances).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = [
     "Stage",
     "StepOutput",
     "Metric",
+    "SetMetric",
+    "SetValue",
 ]
 
 Split = Literal["train", "val", "test"]
@@ -231,4 +235,58 @@ class Metric(abc.ABC):
 
     def available(self) -> str | None:
         """``None`` when usable, else a one-line reason (e.g. LPIPS weights missing)."""
+        return None
+
+
+@dataclass(frozen=True)
+class SetValue:
+    """One value over the whole test set.
+
+    ``spread``: a spread of the value when the metric computes one cheaply (e.g. a bootstrap
+    or per-shard standard deviation), else ``None``; ``n``: the clips (or samples) it was
+    computed over; ``info``: the protocol as run, stated in the record (frames scored,
+    resolution and resizing, channel handling, ...).
+    """
+
+    value: float
+    spread: float | None = None
+    n: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class SetMetric(abc.ABC):
+    """A metric of the whole test set under one protocol (FVD).
+
+    The harness makes one state per predictor with :meth:`new_state`, feeds it every test
+    batch with :meth:`update` (``pred`` ``[B, S, C, H, W]`` unclipped, ``true`` the same shape
+    in [0, 1], ``context`` ``[B, T, C, H, W]`` in [0, 1]), then calls :meth:`compute` once.
+    """
+
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    #: bump when the values change (as :attr:`Metric.version`)
+    version: ClassVar[str] = ""
+
+    def __init__(self, protocol: str = "openstl") -> None:
+        self.protocol = protocol
+
+    @abc.abstractmethod
+    def new_state(self) -> Any: ...
+
+    @abc.abstractmethod
+    def update(self, state: Any, pred: Tensor, true: Tensor, context: Tensor) -> None: ...
+
+    def update_many(self, states: Sequence[Any], preds: Sequence[Tensor], true: Tensor, context: Tensor) -> None:
+        """:meth:`update` of several predictors' states with their predictions of one target.
+
+        A metric overrides it to compute what depends on ``true`` alone once for all of them.
+        """
+        for state, pred in zip(states, preds, strict=True):
+            self.update(state, pred, true, context)
+
+    @abc.abstractmethod
+    def compute(self, state: Any) -> SetValue: ...
+
+    def available(self) -> str | None:
+        """``None`` when usable, else a one-line reason (e.g. feature-network weights missing)."""
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,11 +40,20 @@ class _Strict(BaseModel):
 
 
 class MetricResult(_Strict):
-    """A metric over the test split: mean over all frames and the mean at each horizon step."""
+    """A metric over the test split: mean over all frames and the mean at each horizon step.
+
+    A set-level metric (``level == "set"``, e.g. FVD) has one value in ``mean``, no
+    ``per_frame`` values, its spread (if computed) in ``spread``, the number of clips in ``n``
+    and the protocol as run in ``info``.
+    """
 
     mean: float
     per_frame: list[float]
     higher_is_better: bool
+    level: Literal["frame", "set"] = "frame"
+    spread: float | None = None
+    n: int | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
 
 
 class ComponentInfo(_Strict):
@@ -60,7 +69,22 @@ class TrainSummary(_Strict):
     selected_step: int | None = None
     select_metric: str | None = None
     select_value: float | None = None
+    #: wall time of training, summed over every attempt of a resumed run
     wall_time_s: float = 0.0
+    #: process CPU time of training (not distorted by other load), summed over every attempt
+    cpu_time_s: float | None = None
+    #: attempts the training took (1 + resumes, local or on a cluster)
+    attempts: int = 1
+    #: training sequences seen (batch size x steps, summed over stages)
+    sequences_seen: int | None = None
+    #: multiply-accumulates of training (forward + backward), counted once per model and stage
+    train_macs: int | None = None
+    #: the budget the steps were derived from, as configured (``train.budget``), or ``None``
+    budget: dict[str, Any] | None = None
+    #: why training ended before its configured steps (e.g. ``"early-stopped"``), else ``None``
+    stopped_early: str | None = None
+    #: validation passes: ``{"step": .., "sequences": .., "macs": .., "stage": .., <metric>: value}``
+    history: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class RunRecord(_Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import PluginError
 
@@ -99,6 +99,9 @@ class MetricSpec:
         auto_select_rank: with ``train.select_metric=auto`` the available metric of lowest
             rank selects checkpoints (first-party: LPIPS 0, SSIM 1); ``None`` (default):
             never chosen automatically.
+
+    level: ``"frame"`` (default) for a :class:`~vpbench.interfaces.Metric` (per clip and
+    frame), ``"set"`` for a :class:`~vpbench.interfaces.SetMetric` (one value per test set).
     """
 
     name: str
@@ -111,6 +114,7 @@ class MetricSpec:
     number_format: str = ".4g"
     column_order: int = 1000
     auto_select_rank: int | None = None
+    level: Literal["frame", "set"] = "frame"
 
     def __post_init__(self) -> None:
         try:
