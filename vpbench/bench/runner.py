@@ -185,6 +185,7 @@ def _inspect(suite: SuiteSpec, name: str, runs: list[PlannedRun], out: Path, reg
 def _run_on_ray(
     req: BenchRequest, registry: Any, out: Path, todo: list[RunOutcome], compare: list[str] | None, progress: _Progress
 ) -> None:
+    from ..cluster.interrupt import POLL_S, cancel_all, sigint_flag
     from ..tune.cluster import forwarded_plugins, ray_session, require_ray
     from .store import RunStore
     from .task import RunTask, run_task
@@ -249,13 +250,10 @@ def _run_on_ray(
                 o.status = "failed"
                 progress.line(f"FAILED {o.run.key} after {o.attempts} attempt(s): {reason}")
 
-        for o in todo:
-            submit(o)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            o, packed = pending.pop(ready[0])
+        def collect(ref: Any) -> None:
+            o, packed = pending.pop(ref)
             try:
-                summary = ray.get(ready[0])
+                summary = ray.get(ref)
                 ray.get(store.finish.remote(o.run.key, packed))
             except RayTaskError as exc:
                 _discard(ray, packed)
@@ -264,13 +262,26 @@ def _run_on_ray(
                     failed(o, " ".join(str(cause).split()), retry=False)
                 else:
                     failed(o, f"{type(cause).__name__ if cause else 'error'}: {_one_line(str(cause or exc))}", retry=True)
-                continue
+                return
             except RayError as exc:  # the worker or its node died, an object was lost
                 _discard(ray, packed)
                 failed(o, f"{type(exc).__name__}: {_first_sentence(str(exc))}", retry=True)
-                continue
+                return
             o.status, o.summary, o.host, o.reason = "finished", summary, summary.get("host"), None
             progress.line(f"finished {o.run.key} on {o.host} in {summary.get('wall_time_s', 0):.1f} s: {_metrics_text(summary)}")
+
+        # Ctrl-C only sets ``stop``: the loop sees it between bounded waits, cancels the running
+        # runs (the states they stored stay resumable) and raises KeyboardInterrupt outside Ray
+        with sigint_flag() as stop:
+            for o in todo:
+                submit(o)
+            while pending and not stop.is_set():
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                if ready:
+                    collect(ready[0])
+            if stop.is_set():
+                cancel_all(ray, list(pending))
+                raise KeyboardInterrupt
 
 
 def _discard(ray: Any, ref: Any) -> None:

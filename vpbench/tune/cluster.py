@@ -128,7 +128,19 @@ def ray_session(address: str | None, *, num_cpus: int | None = None, quiet: bool
     try:
         yield
     finally:
-        ray.shutdown()
+        _shutdown(ray)
+
+
+def _shutdown(ray: Any) -> None:
+    """Disconnect from Ray, waiting at most SHUTDOWN_TIMEOUT_S: a Ray that hangs (after an
+    interrupted call, say) cannot keep the command from exiting. When it did hang, Ray's own
+    exit hook (another shutdown) is dropped so that the interpreter's exit does not wait on it."""
+    import atexit
+
+    from ..cluster.interrupt import SHUTDOWN_TIMEOUT_S, bounded
+
+    if not bounded(ray.shutdown, SHUTDOWN_TIMEOUT_S):
+        atexit.unregister(ray.shutdown)
 
 
 def _lock(data_root: Path, dataset: str) -> Any:
@@ -162,6 +174,8 @@ def prepare_on_nodes(dataset: str, overrides: Mapping[str, Any], data_root: str 
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    from ..cluster.interrupt import gather
+
     task = ray.remote(num_cpus=0)(_prepare_task)
     nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     refs = [
@@ -171,7 +185,7 @@ def prepare_on_nodes(dataset: str, overrides: Mapping[str, Any], data_root: str 
         for node in nodes
     ]
     with user_errors():
-        ray.get(refs)
+        gather(ray, refs)
     return len(nodes)
 
 

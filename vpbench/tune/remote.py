@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..cluster.interrupt import POLL_S, cancel_all, sigint_flag
 from ..errors import ConfigError, TrainingError
 from .cluster import forwarded_plugins, ray_session, user_errors
 from .pack import pack_dir, pack_state, unpack_dir
@@ -30,8 +31,6 @@ from .pack import pack_dir, pack_state, unpack_dir
 __all__ = ["submit_run"]
 
 Echo = Callable[[str], None]
-#: seconds between checks for Ctrl-C while the driver waits for the task's next message
-_POLL_S = 0.5
 
 
 def _remote_run(
@@ -141,53 +140,59 @@ def submit_run(
         failures = 0
         packed: bytes = b""
         host = ""
-        while True:
-            args: tuple[Any, ...]
-            if state is not None:  # continue from the last state (or the resumed run's)
-                args = (replace(sent, resume=True, sets=(), seed=None), None, None, state, plugins, step)
-            else:
-                args = (sent, source.name if source else None, config_text, None, plugins)
-            gen = task.remote(*args)
-            try:
-                with user_errors():
-                    for kind, n, payload, where in _follow(ray, gen):
-                        if kind == "state":
-                            step, state = n, payload
-                            echo(f"checkpoint at step {n} received from {where}")
-                        else:
-                            packed, host = payload, where
-                break
-            except KeyboardInterrupt:
-                ray.cancel(gen, force=True)
+        # Ctrl-C only sets ``stop``: it is looked at between bounded waits, never raised inside Ray
+        with sigint_flag() as stop:
+            while True:
+                args: tuple[Any, ...]
+                if state is not None:  # continue from the last state (or the resumed run's)
+                    args = (replace(sent, resume=True, sets=(), seed=None), None, None, state, plugins, step)
+                else:
+                    args = (sent, source.name if source else None, config_text, None, plugins)
+                gen = task.remote(*args)
+                try:
+                    with user_errors():
+                        for kind, n, payload, where in _follow(ray, gen, stop):
+                            if kind == "state":
+                                step, state = n, payload
+                                echo(f"checkpoint at step {n} received from {where}")
+                            else:
+                                packed, host = payload, where
+                    if host or not stop.is_set():  # finished (even if Ctrl-C came after the last message)
+                        break
+                except RayTaskError:
+                    raise
+                except RayError as exc:
+                    if not stop.is_set():
+                        failures += 1
+                        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                        if failures > max_retries:
+                            if state is not None:
+                                unpack_dir(state, out, replace=True)
+                            raise TrainingError(
+                                f"the run's Ray worker was lost {failures} time(s) ({type(exc).__name__}); its last state is in "
+                                f"{out if state is not None else 'no checkpoint yet'}; continue with vpbench run --resume --out {out} "
+                                f"[--address ...] or raise --max-retries"
+                            ) from None
+                        echo(f"worker lost ({type(exc).__name__}: {reason[:120]}); retry {failures}/{max_retries} from "
+                             + (f"step {step}" if step >= 0 else "the start"))
+                        continue
+                # Ctrl-C: stop the task (bounded), keep its last state as a resumable run directory
+                cancel_all(ray, [gen])
                 if state is None:
                     echo("interrupted before the first validation; nothing to resume, start the run again")
-                    raise
+                    raise KeyboardInterrupt
                 unpack_dir(state, out, replace=True)
-                raise RunInterrupted(max(step, 0), out) from None
-            except RayTaskError:
-                raise
-            except RayError as exc:
-                failures += 1
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                if failures > max_retries:
-                    if state is not None:
-                        unpack_dir(state, out, replace=True)
-                    raise TrainingError(
-                        f"the run's Ray worker was lost {failures} time(s) ({type(exc).__name__}); its last state is in "
-                        f"{out if state is not None else 'no checkpoint yet'}; continue with vpbench run --resume --out {out} "
-                        f"[--address ...] or raise --max-retries"
-                    ) from None
-                echo(f"worker lost ({type(exc).__name__}: {reason[:120]}); retry {failures}/{max_retries} from "
-                     + (f"step {step}" if step >= 0 else "the start"))
+                raise RunInterrupted(max(step, 0), out)
     unpack_dir(packed, out, replace=res.resumed)
     echo(f"run finished on {host}; run directory copied to {out}")
     return read_record(out / "record.json"), out
 
 
-def _follow(ray: Any, gen: Any) -> Iterator[tuple[str, int, Any, str]]:
-    """The task's messages as they come, waking up every ``_POLL_S`` so Ctrl-C lands at once."""
-    while True:
-        ready, _ = ray.wait([gen], timeout=_POLL_S)
+def _follow(ray: Any, gen: Any, stop: threading.Event) -> Iterator[tuple[str, int, Any, str]]:
+    """The task's messages as they come, waiting at most ``POLL_S`` at a time; returns early
+    once ``stop`` (Ctrl-C) is set."""
+    while not stop.is_set():
+        ready, _ = ray.wait([gen], timeout=POLL_S)
         if not ready:
             continue
         try:

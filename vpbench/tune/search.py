@@ -319,6 +319,7 @@ def _score_all(stopped: list[tuple[Path, bytes, int]], plan: Plan, plugins: list
     the trial's own resources (its GPU when it has one), all at once."""
     import ray
 
+    from ..cluster.interrupt import gather
     from .cluster import user_errors
 
     if not stopped:
@@ -330,7 +331,7 @@ def _score_all(stopped: list[tuple[Path, bytes, int]], plan: Plan, plugins: list
     echo(f"testing {len(stopped)} stopped trial(s) at their last checkpoint, with each trial's resources")
     refs = [task.remote(state, dest.name, step, setup) for dest, state, step in stopped]
     with user_errors():
-        packed = ray.get(refs)
+        packed = gather(ray, refs)
     for (dest, _, _), data in zip(stopped, packed):
         unpack_dir(data, dest, replace=True)
 
