@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 FEATURES = 400
+#: untrained features vary little from clip to clip; scaled so distances are not all near 0
+SCALE = 30.0
 
 
 class _Standin(nn.Module):
@@ -30,6 +32,7 @@ class _Standin(nn.Module):
         self.conv1 = nn.Conv3d(3, 8, kernel_size=(3, 7, 7), stride=(1, 4, 4), padding=(1, 3, 3))
         self.conv2 = nn.Conv3d(8, 16, kernel_size=3, stride=2, padding=1)
         self.head = nn.Linear(32, FEATURES)
+        self.scale = SCALE
 
     def forward(self, x: Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False) -> Tensor:
         if rescale:
@@ -39,7 +42,7 @@ class _Standin(nn.Module):
         h = torch.relu(self.conv1(x))
         h = torch.relu(self.conv2(h))
         pooled = torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], dim=1)  # [B, 32]
-        feats: Tensor = self.head(pooled)
+        feats: Tensor = self.head(pooled) * self.scale
         if return_features:
             return feats
         return torch.softmax(feats, dim=1)

@@ -178,7 +178,7 @@ def test_fvd_pipeline_with_the_standin_network(standin: tuple[Path, str], glyph_
     info = empty.info
     assert info["network_sha256"] == digest and info["reference_sha256"] == I3D_SHA256
     assert info["frames"] == "context+prediction" and info["frames_per_clip"] == 20
-    assert info["channels"] == "grey replicated to RGB" and info["clips"] == 12 and info["features"] == FEATURES
+    assert info["channels"] == "grey replicated to RGB" and info["videos"] == 12 and info["features"] == FEATURES
     assert "224x224 bilinear" in info["resize"]
 
 
@@ -289,3 +289,21 @@ def test_a_file_one_byte_off_is_refused_and_none_of_its_code_runs(tmp_path: Path
         ok = FVD(weights=str(good), bootstrap=0)  # the same code, accepted, does run when loaded
         ok.update(ok.new_state(), frames, frames, frames)
         assert marker in capfd.readouterr().out
+
+
+# -- the real network, where a user or CI has it -------------------------------------------
+
+
+@pytest.mark.skipif(not __import__("os").environ.get(WEIGHTS_ENV), reason=f"{WEIGHTS_ENV} not set (the real I3D is not shipped)")
+def test_real_i3d_zeros_against_ones_matches_the_published_calibration() -> None:
+    """8 black against 8 white 30-frame videos: 151.17 in common_metrics_on_video_quality's README
+    (151.26 and 151.39 in other versions). Constant videos make the covariances zero and the
+    resizing irrelevant, so the value is |mu_black - mu_white|^2 of the network alone."""
+    metric = FVD(frames="prediction", bootstrap=0)
+    assert metric.available() is None
+    black = torch.zeros(8, 30, 3, 64, 64)
+    state = metric.new_state()
+    metric.update(state, torch.ones_like(black), black, black[:, :1])
+    value = metric.compute(state)
+    assert value.info["network_sha256"] == I3D_SHA256
+    assert value.value == pytest.approx(151.2, abs=0.6)

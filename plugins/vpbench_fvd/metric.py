@@ -3,10 +3,10 @@
 Protocol (the same under ``openstl`` and ``standard``; stated in every record's ``info``):
 
 * **frames**: by default each clip is its context frames followed by the predicted (or true)
-  future, as the video-prediction FVD literature scores it (Unterthiner et al.'s BAIR
-  protocol, 2 context + 14 predicted; SRVP, MCVD): the context is shared, so the distance
-  measures the future and whether it continues the context. ``frames: prediction`` scores
-  the future alone.
+  future, as the video-prediction FVD of Unterthiner et al. scores it (BAIR: 2 context + 14
+  predicted frames in one 16-frame video): the context is shared, so the distance measures
+  the future and whether it continues the context. ``frames: prediction`` scores the future
+  alone.
 * **range**: the prediction is clipped to [0, 1]; both clips are quantised to 8 bits
   (``round(255 x)``), the input of the original TensorFlow FVD and of StyleGAN-V's, then
   mapped linearly to [-1, 1].
@@ -16,7 +16,9 @@ Protocol (the same under ``openstl`` and ``standard``; stated in every record's 
   preprocessing is vpbench's and stated, not the network file's.
 * **channels**: grey frames are replicated to three channels (as StyleGAN-V does); RGB as is.
 * **clips**: every test clip the run scores (``eval.max_sequences`` limits them), truth and
-  prediction paired; the covariances are normalised by n, as StyleGAN-V's.
+  prediction paired; a state fed several samples of a clip pairs each sample with the clip's
+  truth, so ``n`` counts videos (clips x samples). The covariances are normalised by n, as
+  StyleGAN-V's.
 * **spread**: the standard deviation of the FVD over ``bootstrap`` paired resamplings of the
   clips (seeded, so repeatable); ``bootstrap: 0`` reports none.
 """
@@ -255,7 +257,7 @@ class FVD(SetMetric):
             "resize": f"{h}x{w} -> {SIDE}x{SIDE} bilinear, align_corners=False, no antialias, aspect not kept",
             "range": "prediction clipped to [0, 1], both quantised to 8 bits, mapped to [-1, 1]",
             "channels": "grey replicated to RGB" if grey else "RGB",
-            "clips": n,
+            "videos": n,
             "covariance": "normalised by n; Frechet distance in float64 via symmetric eigendecompositions",
             "spread": f"std over {reps} paired bootstrap resamplings of the clips, seed {_BOOTSTRAP_SEED}"
             if reps >= 2 and n >= 2
