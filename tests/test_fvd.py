@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from pathlib import Path
 
@@ -294,7 +295,7 @@ def test_a_file_one_byte_off_is_refused_and_none_of_its_code_runs(tmp_path: Path
 # -- the real network, where a user or CI has it -------------------------------------------
 
 
-@pytest.mark.skipif(not __import__("os").environ.get(WEIGHTS_ENV), reason=f"{WEIGHTS_ENV} not set (the real I3D is not shipped)")
+@pytest.mark.skipif(not os.environ.get(WEIGHTS_ENV), reason=f"{WEIGHTS_ENV} not set (the real I3D is not shipped)")
 def test_real_i3d_zeros_against_ones_matches_the_published_calibration() -> None:
     """8 black against 8 white 30-frame videos: 151.17 in common_metrics_on_video_quality's README
     (151.26 and 151.39 in other versions). Constant videos make the covariances zero and the

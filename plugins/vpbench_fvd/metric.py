@@ -44,7 +44,7 @@ from vpbench.interfaces import SetMetric, SetValue
 from vpbench_metrics.common import check_pair, check_protocol
 
 from .frechet import frechet_distance, gaussian_stats
-from .weights import I3D_SHA256, _read_verified, accepted_hashes, find_weights, load_verified
+from .weights import I3D_SHA256, accepted_hashes, find_weights, load_verified, read_verified
 
 __all__ = ["FVD", "FVDConfig", "clips_for_i3d", "SIDE"]
 
@@ -122,7 +122,7 @@ class FVD(SetMetric):
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns, accepted_hashes())
         if key not in self._checked:
             try:
-                _read_verified(path)
+                read_verified(path)
                 self._checked[key] = ""
             except CheckpointError as exc:
                 self._checked[key] = str(exc)

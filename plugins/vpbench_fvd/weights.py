@@ -39,6 +39,7 @@ __all__ = [
     "accepting",
     "find_weights",
     "load_verified",
+    "read_verified",
 ]
 
 WEIGHTS_ENV = "VPBENCH_FVD_WEIGHTS"
@@ -105,7 +106,7 @@ def find_weights(weights: str | os.PathLike[str] | None = None) -> tuple[Path | 
     return path, ""
 
 
-def _read_verified(path: Path) -> bytes:
+def read_verified(path: Path) -> bytes:
     """The file's bytes, if their SHA-256 is accepted; else a one-line :class:`CheckpointError`."""
     try:
         size = path.stat().st_size
@@ -128,7 +129,7 @@ def _read_verified(path: Path) -> bytes:
 
 def load_verified(path: Path) -> tuple[Any, str]:
     """``(network, sha256)``: the TorchScript module made from the verified bytes, in eval mode."""
-    data = _read_verified(path)
+    data = read_verified(path)
     import torch
 
     try:
