@@ -57,7 +57,8 @@ class TrainState:
     last_validated: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
     stage_log: list[dict[str, Any]] = field(default_factory=list)
-    #: wall and process CPU seconds of the training loop, summed over every attempt
+    #: wall and process CPU seconds of the training loop, summed over every attempt (an attempt
+    #: killed without Ctrl-C, e.g. a lost node, counts up to its last saved checkpoint)
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0
     #: how many times training started (1 + resumes)
