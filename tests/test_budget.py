@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from vpbench.config import BudgetConfig, apply_overrides, build_run_config
-from vpbench.engine.budget import count_step_macs, plan_training, steps_for_budget
+from vpbench.engine.budget import MacCounts, count_step_macs, plan_training, steps_for_budget
 from vpbench.engine.run import RunRequest, execute_run
 from vpbench.engine.schedule import lr_factor
 from vpbench.engine.train import RunInterrupted, TrainState, allocate_steps
@@ -102,15 +102,21 @@ def test_plan_for_a_multi_stage_model_counts_each_stage_and_splits_one_budget(re
     budget = 40.5 * sum(m)
     cfg = build_run_config(apply_overrides({}, small_glyphs + ["model.training=joint", "train.batch_size=2",
                                                                f"train.budget.macs={budget}"]))  # fmt: skip
-    plan = plan_training(model, dataset, cfg.train, torch.device("cpu"), cache=tmp_path / "data")
+    counts = MacCounts(tmp_path / "data")
+    plan = plan_training(model, dataset, cfg.train, torch.device("cpu"), cache=counts)
     fractions = [s.fraction for s in model.stages()]
     assert [s.macs_per_step for s in plan.stages] == m
     assert plan.bound == "macs"
     assert [s.steps for s in plan.stages] == allocate_steps(fractions, plan.total_steps)
     assert plan.macs is not None and plan.macs <= budget
     assert sum(n * x for n, x in zip(allocate_steps(fractions, plan.total_steps + 1), m)) > budget  # type: ignore[operator]
-    # the count is kept in the data root's checked cache: a second plan reads it
-    assert list((tmp_path / "data" / ".vpbench-cache" / "train-macs").glob("*.npz"))
+    # the counts are kept in the data root's checked cache once flushed; a second plan reads them
+    cache = tmp_path / "data" / ".vpbench-cache" / "train-macs"
+    assert len(counts.pending) == 3 and not cache.exists()
+    counts.flush()
+    assert len(list(cache.glob("*.npz"))) == 3
+    again = MacCounts(tmp_path / "data")
+    assert plan_training(model, dataset, cfg.train, torch.device("cpu"), cache=again) == plan and not again.pending
 
 
 def test_budget_replaces_max_steps_and_the_record_states_the_cost(registry, small_glyphs, tmp_path) -> None:

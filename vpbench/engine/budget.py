@@ -38,7 +38,7 @@ from ..interfaces import VideoDataset, VideoModel
 from .rng import capture_rng, restore_rng
 from .train import allocate_steps
 
-__all__ = ["StagePlan", "TrainPlan", "count_step_macs", "steps_for_budget", "plan_training"]
+__all__ = ["StagePlan", "TrainPlan", "MacCounts", "count_step_macs", "steps_for_budget", "plan_training"]
 
 
 @dataclass(frozen=True)
@@ -157,28 +157,40 @@ def _probe_batch(dataset: VideoDataset, batch_size: int, device: torch.device) -
     return torch.stack([train[i] for i in range(batch_size)]).float().to(device)
 
 
-def _cached_macs(
-    store_root: Path | None, key: dict[str, Any], compute: Callable[[], int]
-) -> int:
-    if store_root is None:
-        return compute()
-    from .cache import CheckedStore
+class MacCounts:
+    """MAC counts kept in a data root's checked cache (``<root>/.vpbench-cache/train-macs``).
 
-    store = CheckedStore(store_root, "train-macs")
-    got = store.load(key)
-    if got is not None and got.get("macs", np.empty(0)).shape == (1,):
-        return int(got["macs"][0])
-    value = compute()
-    store.save(key, {"macs": np.array([value], dtype=np.int64)})
-    return value
+    New counts are held in memory until :meth:`flush`, so that a run refused after planning
+    (a user error found later) writes nothing.
+    """
+
+    def __init__(self, data_root: Path) -> None:
+        from .cache import CheckedStore
+
+        self.store = CheckedStore(data_root, "train-macs")
+        self.pending: list[tuple[dict[str, Any], int]] = []
+
+    def get(self, key: dict[str, Any], compute: Callable[[], int]) -> int:
+        got = self.store.load(key)
+        if got is not None and got.get("macs", np.empty(0)).shape == (1,):
+            return int(got["macs"][0])
+        value = compute()
+        self.pending.append((key, value))
+        return value
+
+    def flush(self) -> None:
+        for key, value in self.pending:
+            self.store.save(key, {"macs": np.array([value], dtype=np.int64)})
+        self.pending.clear()
 
 
 def plan_training(
-    model: VideoModel, dataset: VideoDataset, cfg: TrainConfig, device: torch.device, *, cache: Path | None = None
+    model: VideoModel, dataset: VideoDataset, cfg: TrainConfig, device: torch.device, *, cache: MacCounts | None = None
 ) -> TrainPlan:
     """Each stage's steps and MACs per step; with ``train.budget`` the steps come from it.
 
-    ``cache``: a data root whose checked cache keeps the MAC counts (one training step each).
+    ``cache``: counts kept from earlier runs (one training step each otherwise); the caller
+    flushes the new ones.
     """
     from .. import __version__
 
@@ -204,7 +216,8 @@ def plan_training(
         }
         # at step 0: what a step computes does not depend on the step (scheduled sampling
         # only chooses which frames are fed), so one count per stage holds for all of them
-        macs.append(_cached_macs(cache, key, functools.partial(count_step_macs, model, i, batch)))
+        count = functools.partial(count_step_macs, model, i, batch)
+        macs.append(cache.get(key, count) if cache is not None else count())
     if cfg.budget is None:
         steps, bound = by_max, "max_steps"
     else:

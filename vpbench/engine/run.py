@@ -22,7 +22,7 @@ from ..interfaces import VideoModel
 from ..plugins import Registry
 from ..records import ComponentInfo, RunRecord, write_record
 from .blankcheck import DEFAULT_COMPARE, FLAG_BELOW_BLANK, below_blank
-from .budget import TrainPlan, plan_training
+from .budget import MacCounts, TrainPlan, plan_training
 from .checkpoint import load_checkpoint, load_model_state
 from .costs import train_summary
 from .evaluate import Predictor, evaluate
@@ -230,10 +230,11 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     stages = model.stages()
     select = None
     plan: TrainPlan | None = None
+    counts = MacCounts(dataset.data_root)  # written with the record: a refused run writes nothing
     if stages and (cfg.train.max_steps > 0 or cfg.train.budget is not None):
         select = _select_metric(metrics, registry, cfg.train.select_metric, echo)
         check_trainable(stages, cfg.train, dataset, needs_val=any(s.selects for s in stages))
-        plan = plan_training(model, dataset, cfg.train, device, cache=dataset.data_root)
+        plan = plan_training(model, dataset, cfg.train, device, cache=counts)
         cfg = _with_planned_steps(cfg, plan, echo)
     check_test_split(dataset)
 
@@ -330,6 +331,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         data_checksum=data_checksum,
     )
     write_record(record, rd.record)
+    counts.flush()
     if below is not None:
         echo(f"warning: {below}")
     if record.nan_frames:
