@@ -81,7 +81,7 @@ class SHRVQVAE(vpbench.VideoModel):
         prior_loss_frames: Literal["all", "future"] = Field("future", description="CE over the future frames only (Eq. 7) or frames 1..F-1 (all)")
         # training
         lr: float = Field(3e-4, gt=0, description="Adam learning rate of every stage (paper: 3e-4)")
-        ae_fraction: float = Field(0.3, gt=0, lt=1, description="share of train.max_steps for the autoencoder stage")
+        ae_fraction: float = Field(0.3, gt=0, lt=1, description="share of the training steps (train.max_steps, or those train.budget buys) for the autoencoder stage")
         joint_fraction: float = Field(0.3, ge=0, lt=1, description="share for the joint stage (training=joint); the prior stage gets the rest")
         joint_lambda: float = Field(
             0.11, ge=0, description="λ of Eq. 9: weight of a frame's summed squared error against Eq. 7's CE, a mean over latent positions"
