@@ -14,6 +14,25 @@ converts a MAC budget into CPU time).
 
 Only the training steps are timed: validation passes and the test pass (1,000 glyph clips
 with LPIPS, and S-HR-VQVAE's sampler) come on top of a run's training time.
+
+Measured on the shared 2-core machine on 2026-12-02 (load average about 8, so wall seconds
+are 3-9x the CPU seconds; CPU seconds are what one uncontended thread needs), ``--steps 3``:
+
+    model           batch  steps(config)  GMACs/step  CPU s/step  CPU s/TMAC  config TMACs  config CPU s
+    shrvq-disjoint      8           2440       7.013       0.319        45.5         17.11           778
+    shrvq-joint         8           2440       8.134       0.679        83.4         19.85          1656
+    convlstm            8            300      14.933       0.551        36.9          4.48           165
+    predrnn             8            200      30.926       1.306        42.2          6.19           261
+    predrnn-v2          8            200      31.404       1.435        45.7          6.28           287
+    simvp               8            400      42.908       1.181        27.5         17.16           473
+    tau                 8            400      45.970       1.178        25.6         18.39           471
+    phydnet             4            300      20.155       1.031        51.1          6.05           309
+    mau                 4            300      14.026       0.946        67.4          4.21           284
+
+(S-HR-VQVAE per stage: autoencoder 0.781 GMACs and 0.058 s, prior 11.344 GMACs and 0.50 s,
+joint 15.081 GMACs and 1.65 s per step: the joint step runs the free-running sampler.)
+One CPU second buys 12-39 GMACs of training depending on the model; all nine models at one
+budget of B TMACs cost about 425·B CPU seconds of training per seed.
 """
 
 from __future__ import annotations
