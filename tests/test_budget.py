@@ -292,6 +292,7 @@ def test_a_resume_keeps_the_plan_it_started_with(registry, small_glyphs, tmp_pat
     monkeypatch.setattr(run_module, "plan_training", doubled)
     resumed = _resume(registry, tmp_path / "b")
     assert resumed.train.steps_done == 10 and resumed.train.train_macs == straight.train.train_macs
+    assert resumed.train.config["max_steps"] == 10 and resumed.train.stopped_early is None
     a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -25,6 +25,8 @@ def train_summary(cfg: TrainConfig, state: TrainState | None, select_metric: str
         return TrainSummary(config=config, steps_done=0, budget=config.get("budget"))
     planned = sum(int(entry.get("steps", 0)) for entry in state.plan) if state.plan else None
     counted = bool(state.plan) and all(entry.get("macs_per_step") is not None for entry in state.plan)
+    if planned is not None:
+        config["max_steps"] = planned  # the steps the run was planned with (a resume keeps its checkpoint's plan)
     stopped = None
     if planned is not None and state.global_step < planned:
         stopped = f"stopped at step {state.global_step:,} of {planned:,}"
