@@ -371,9 +371,35 @@ def test_reconstruction_term_alone_reaches_the_prior_through_the_straight_throug
     m.init_codebooks(x)
     ce = m._ce(m.prior.logits(m._targets(x)), m._targets(x))[0]
     total = m.joint_loss(x).loss
-    (total - ce * m.grid[0] * m.grid[1]).backward()  # the λ·SSE term only
+    (total - ce).backward()  # the λ·SSE term only (Eq. 9: L_p + λ·SSE)
     assert m.prior.heads[0].weight.grad.abs().sum() > 0
     assert m.prior.conv_a.conv.weight.grad.abs().sum() > 0
+
+
+def test_joint_loss_is_eq9_with_eq7_cross_entropy_a_mean_over_latent_positions() -> None:
+    """Eq. 9, L_p + λ‖x − D(ê_C)‖²₂, with L_p of Eq. 7 normalised by 1/(H×W): the CE term is the
+    mean over latent positions of −log p(leaf) (not their sum, h·w times larger), the
+    reconstruction term the squared error summed over a frame's pixels, both per future frame."""
+    shape = FrameShape(1, 64, 64)  # a 4x4 latent grid: a sum over positions would be 16x the mean
+    m = build(training="joint", joint_codes="teacher", dropout=0.0, shape=shape)
+    x = clips(shape=shape)
+    m.init_codebooks(x)
+    t, k = m.context, m.config.branching
+    with torch.no_grad():
+        paths = m._targets(x)
+        logits = m.prior.logits(paths)
+        # −log p(leaf) per future voxel, summed over the layers' conditionals, by hand
+        nll = sum(-lg[:, t:].log_softmax(-1).gather(-1, (paths[:, i, t:] % k)[..., None])[..., 0] for i, lg in enumerate(logits))
+        e_hat = m._teacher_codes(logits, paths)
+        pred = m.decode_sum(e_hat.flatten(0, 1)).view_as(x[:, t:])
+        sse_per_frame = (pred - x[:, t:]).pow(2).sum((2, 3, 4))  # [B, S]
+        lam = m.config.joint_lambda  # 0.11, the paper's
+        got = m.joint_loss(x).loss
+    assert m.grid == (4, 4)
+    expected = nll.mean() + lam * sse_per_frame.mean()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    # the sum-over-positions reading (the old code) is a different, larger loss
+    assert got.item() < (nll.sum((2, 3)).mean() + lam * sse_per_frame.mean()).item() - 1.0
 
 
 def test_autoencoder_stage_trains_encoder_codebooks_and_decoder() -> None:

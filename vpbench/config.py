@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .configbase import ComponentConfig
@@ -21,6 +21,7 @@ from .names import quote, shorten
 
 __all__ = [
     "MAX_LR",
+    "BudgetConfig",
     "TrainConfig",
     "EvalConfig",
     "RunConfig",
@@ -39,15 +40,46 @@ __all__ = [
 MAX_LR = 10
 
 
+class BudgetConfig(ComponentConfig):
+    """Training compute a run may spend (``train.budget``); it sets the steps before training.
+
+    ``sequences``: training clips seen (steps x ``train.batch_size``, summed over stages).
+    ``macs``: training multiply-accumulates (forward + backward of each step, counted once per
+    stage with torch's FLOP counter, MACs = FLOPs / 2). The run takes the most steps that fit:
+    with both, the steps of whichever runs out first. A multi-stage model splits the steps
+    between its stages by their fractions (as it splits ``train.max_steps``), so its stages
+    together spend the budget.
+    """
+
+    sequences: int | None = Field(None, ge=1, description="training sequences (clips) seen, over all stages")
+    macs: float | None = Field(None, gt=0, description="training multiply-accumulates (forward + backward), e.g. 2.5e13")
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> BudgetConfig:
+        if self.sequences is None and self.macs is None:
+            raise ValueError("set train.budget.sequences and/or train.budget.macs, or train.budget=null")
+        return self
+
+
 class TrainConfig(ComponentConfig):
     """How the harness trains a model (the budget and the loop, not the model)."""
 
-    max_steps: int = Field(2000, ge=0, description="optimiser steps over all stages")
-    batch_size: int = Field(16, ge=1, description="training clips per step")
-    lr: float = Field(3e-4, gt=0, le=MAX_LR, description="Adam learning rate unless a stage sets its own")
-    lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="per stage: constant, or cosine decay from the stage's lr to 0 over the stage's steps"
+    max_steps: int = Field(
+        2000, ge=0, description="optimiser steps over all stages; with train.budget, derived from the budget instead"
     )
+    budget: BudgetConfig | None = Field(
+        None,
+        description="compute to spend (sequences and/or macs); sets max_steps before training, the schedule ends with it",
+    )
+    batch_size: int = Field(16, ge=1, description="training clips per step")
+    lr: float = Field(3e-4, gt=0, le=MAX_LR, description="peak learning rate unless a stage sets its own")
+    lr_schedule: Literal["constant", "cosine", "linear", "onecycle"] = Field(
+        "constant",
+        description="per stage, over the stage's steps: constant; cosine or linear decay to 0; "
+        "onecycle (torch's OneCycleLR defaults, as OpenSTL: warm-up from lr/25 over 30%, cosine to lr/25e4)",
+    )
+    optimizer: Literal["adam", "adamw"] = Field("adam", description="adam, or adamw (decoupled weight decay)")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="weight decay (adam: L2 in the gradient; adamw: decoupled)")
     eval_every: int = Field(500, ge=1, description="steps between validation passes")
     val_sequences: int = Field(256, ge=1, description="validation clips per validation pass")
     select_metric: str = Field(
@@ -58,6 +90,12 @@ class TrainConfig(ComponentConfig):
     grad_clip: float | None = Field(None, gt=0, description="gradient-norm clip, none if unset")
     num_workers: int = Field(0, ge=0, description="data-loader worker processes")
     checkpoint_every: int = Field(250, ge=1, description="steps between resumable checkpoints")
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` (`amp: off`, `--set train.amp=off`) as the boolean false
+        return "off" if value is False else value
 
 
 class EvalConfig(ComponentConfig):

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from .config import EvalConfig, RunConfig, TrainConfig
+from .config import BudgetConfig, EvalConfig, RunConfig, TrainConfig
 from .configbase import ComponentConfig
 from .errors import ConfigError
 from .fsutil import atomic_write_text
@@ -64,7 +64,7 @@ def _table(section: str, cls: type[ComponentConfig]) -> list[str]:
 def reference_md() -> str:
     """Markdown tables of every harness key, its type, default and meaning."""
     seed = RunConfig.model_fields["seed"]
-    lines = _table("train", TrainConfig) + _table("eval", EvalConfig)
+    lines = _table("train", TrainConfig) + _table("train.budget", BudgetConfig) + _table("eval", EvalConfig)
     lines += ["### `seed`", "", f"`seed` (`int`, default `{_default(seed)}`): {seed.description}.", ""]
     return "\n".join(lines)
 

@@ -136,7 +136,8 @@ class Stage:
         step: ``step(batch, global_step) -> StepOutput`` with ``batch`` a float tensor
             ``[B, T + S, C, H, W]`` on the model's device.
         parameters: the parameters this stage optimises; everything else is frozen.
-        fraction: share of ``train.max_steps`` this stage runs for.
+        fraction: share of the run's steps this stage runs for (of ``train.max_steps``, or of
+            the steps ``train.budget`` buys: one budget pays for every stage).
         lr: learning rate of this stage's Adam optimiser (``None``: ``train.lr``).
         selects: whether validation and best-checkpoint selection run in this stage.
             The last stage of a model is the one that predicts; earlier stages usually

@@ -10,9 +10,9 @@ Stages and the parameters each one trains:
   are re-seeded from residuals routed to the same parent (``after_step``). Does not select.
 * ``prior`` (Eq. 7): the ST-PixelCNN only, teacher-forced on the frozen HR-VQVAE indices.
 * ``joint`` (Eq. 9, ``training=joint`` only): ST-PixelCNN and decoder; loss
-  CE + λ·‖x_future − D(ê_C)‖² with ê_C built from the prior's logits by a straight-through
-  one-hot over the (detached) child codebook selected by the ground-truth parent. Encoder
-  and codebooks stay frozen so that the CE targets are stationary.
+  L_p + λ·‖x_future − D(ê_C)‖²₂, L_p the CE of Eq. 7 (normalised by 1/(H×W): a mean over the
+  latent positions, not a sum) and the squared norm summed over a frame's pixels; ê_C as
+  ``joint_codes`` says. Encoder and codebooks stay frozen so that the CE targets are stationary.
 """
 
 from __future__ import annotations
@@ -81,9 +81,11 @@ class SHRVQVAE(vpbench.VideoModel):
         prior_loss_frames: Literal["all", "future"] = Field("future", description="CE over the future frames only (Eq. 7) or frames 1..F-1 (all)")
         # training
         lr: float = Field(3e-4, gt=0, description="Adam learning rate of every stage (paper: 3e-4)")
-        ae_fraction: float = Field(0.3, gt=0, lt=1, description="share of train.max_steps for the autoencoder stage")
+        ae_fraction: float = Field(0.3, gt=0, lt=1, description="share of the training steps (train.max_steps, or those train.budget buys) for the autoencoder stage")
         joint_fraction: float = Field(0.3, ge=0, lt=1, description="share for the joint stage (training=joint); the prior stage gets the rest")
-        joint_lambda: float = Field(0.11, ge=0, description="λ of Eq. 9 (per-frame SSE against per-frame CE)")
+        joint_lambda: float = Field(
+            0.11, ge=0, description="λ of Eq. 9: weight of a frame's summed squared error against Eq. 7's CE, a mean over latent positions"
+        )
         joint_codes: Literal["free", "teacher"] = Field(
             "free",
             description="joint stage decoder input: the prior's free-running predicted codes (as the paper says) "
@@ -215,7 +217,14 @@ class SHRVQVAE(vpbench.VideoModel):
         return vpbench.StepOutput(ce, {"ce": ce.item(), **{f"acc{i + 1}": a for i, a in enumerate(acc)}})
 
     def joint_loss(self, batch: Tensor) -> vpbench.StepOutput:
-        """Eq. 9: L_p + λ‖x − D(ê_C)‖² on the future frames, per-frame reductions on both sides.
+        """Eq. 9: L_joint = L_p + λ‖x − D(ê_C)‖²₂ on the future frames.
+
+        Reductions as the paper writes them: L_p is Eq. 7,
+        −1/(H×W) Σ_j Σ_m p[j, m] log p̂[j, m], the cross-entropy averaged over the H×W latent
+        positions of a frame (summed over the hierarchy's layers: −log p(leaf)); ‖·‖²₂ is the
+        squared error summed over a frame's pixels. Both are per predicted frame, averaged over
+        the future frames and the batch, so λ (0.11 in the paper) weighs one frame's SSE against
+        one frame's mean CE per position.
 
         ``joint_codes=free``: ê_C are the codes the prior predicts free-running from the context
         (as at test time, with ``model.sampling``); the reconstruction term trains the decoder
@@ -233,9 +242,10 @@ class SHRVQVAE(vpbench.VideoModel):
         else:
             e_hat = self._teacher_codes(logits, paths)
         pred = self.decode_sum(e_hat.flatten(0, 1)).view_as(future)
-        sse = self._recon_error(pred, future).pow(2).flatten(2).sum(-1).mean()  # SSE per frame
-        ce_frame = ce * self.grid[0] * self.grid[1]  # CE per frame (sum over its voxels)
-        loss = ce_frame + cfg.joint_lambda * sse
+        sse = self._recon_error(pred, future).pow(2).flatten(2).sum(-1).mean()  # ‖x − D(ê_C)‖²₂ per frame
+        # Eq. 9: L_joint = L_p + λ‖x − D(ê_C)‖²₂ with L_p of Eq. 7 (1/(H×W): a mean over the
+        # latent positions, which `ce` already is); a sum over positions would weigh it h·w times more
+        loss = ce + cfg.joint_lambda * sse
         return vpbench.StepOutput(loss, {"ce": ce.item(), "sse_frame": sse.item(), **{f"acc{i + 1}": a for i, a in enumerate(acc)}})
 
     def _teacher_codes(self, logits: list[Tensor], paths: Tensor) -> Tensor:

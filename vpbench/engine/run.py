@@ -20,9 +20,11 @@ from ..fsutil import atomic_write_text
 from ..hardware import resolve_device
 from ..interfaces import VideoModel
 from ..plugins import Registry
-from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
+from ..records import ComponentInfo, RunRecord, write_record
 from .blankcheck import DEFAULT_COMPARE, FLAG_BELOW_BLANK, below_blank
+from .budget import MacCounts, TrainPlan, plan_training
 from .checkpoint import load_checkpoint, load_model_state
+from .costs import train_summary
 from .evaluate import Predictor, evaluate
 from .guards import check_compare, check_measured, check_run_dir, check_run_id, check_test_split, check_trainable
 from .preflight import preflight_run
@@ -156,6 +158,27 @@ def _select_metric(metrics: list[BoundMetric], registry: Registry, name: str, ec
     return bound[0]
 
 
+def _with_planned_steps(cfg: RunConfig, plan: TrainPlan, echo: Echo) -> RunConfig:
+    """``cfg`` with ``train.max_steps`` the plan's steps; a budget too small for one step is an error."""
+    budget = cfg.train.budget
+    if budget is not None:
+        if plan.total_steps == 0:
+            per_step = ", ".join(f"{s.name} {s.macs_per_step:,}" for s in plan.stages if s.macs_per_step is not None)
+            raise ConfigError(
+                f"train.budget ({_budget_text(budget.sequences, budget.macs)}) does not buy one training step of "
+                f"{cfg.train.batch_size} clips (MACs per step: {per_step or 'not counted'}); raise the budget or lower train.batch_size"
+            )
+        if "max_steps" in cfg.train.model_fields_set and cfg.train.max_steps != plan.total_steps:
+            echo(f"note: train.budget sets the steps to {plan.total_steps:,}; train.max_steps={cfg.train.max_steps:,} is replaced")
+    echo(plan.describe())
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": plan.total_steps})})
+
+
+def _budget_text(sequences: int | None, macs: float | None) -> str:
+    parts = ([f"{sequences:,} sequences"] if sequences is not None else []) + ([f"{macs:.4g} MACs"] if macs is not None else [])
+    return " and ".join(parts)
+
+
 def _stopped_state(rd: RunDir, model_name: str, model_cfg: dict[str, Any], model: VideoModel) -> TrainState:
     """The training state of a run stopped early (e.g. by a Tune scheduler), weights loaded."""
     last = rd.checkpoints / "last.pt"
@@ -206,9 +229,13 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
 
     stages = model.stages()
     select = None
-    if stages and cfg.train.max_steps > 0:
+    plan: TrainPlan | None = None
+    counts = MacCounts(dataset.data_root)  # written with the record: a refused run writes nothing
+    if stages and (cfg.train.max_steps > 0 or cfg.train.budget is not None):
         select = _select_metric(metrics, registry, cfg.train.select_metric, echo)
         check_trainable(stages, cfg.train, dataset, needs_val=any(s.selects for s in stages))
+        plan = plan_training(model, dataset, cfg.train, device, cache=counts)
+        cfg = _with_planned_steps(cfg, plan, echo)
     check_test_split(dataset)
 
     rd = res.run_dir
@@ -246,6 +273,8 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
                     ckpt_dir=rd.checkpoints,
                     progress=req.progress,
                     on_validation=req.on_validation,
+                    plan=[{"name": s.name, "steps": s.steps, "macs_per_step": s.macs_per_step} for s in plan.stages]
+                    if plan is not None else None,
                 ).run(res.resumed)
             except RunInterrupted as exc:
                 exc.run_dir = rd.root
@@ -290,15 +319,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         dataset=dataset,
         registry=registry,
         params=count_params(model),
-        train=TrainSummary(
-            config=cfg.train.model_dump(mode="json"),
-            steps_done=state.global_step if state else 0,
-            stages=state.stage_log if state else [],
-            selected_step=state.best_step if state else None,
-            select_metric=select.name if (select and state and state.best_step is not None) else None,
-            select_value=state.best_value if state else None,
-            wall_time_s=state.wall_time_s if state else 0.0,
-        ),
+        train=train_summary(cfg.train, state, select.name if select else None),
         results=results,
         main=res.model,
         unavailable=unavailable,
@@ -310,6 +331,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         data_checksum=data_checksum,
     )
     write_record(record, rd.record)
+    counts.flush()
     if below is not None:
         echo(f"warning: {below}")
     if record.nan_frames:

@@ -7,7 +7,6 @@ model only says, per stage, what loss to minimise over which parameters.
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import threading
 import time
@@ -28,8 +27,9 @@ from .batches import train_batches
 from .checkpoint import load_checkpoint, load_model_state, load_optimizer_state, save_checkpoint
 from .evaluate import evaluate
 from .rng import capture_rng, restore_rng
+from .schedule import apply_schedule, build_optimizer
 
-__all__ = ["RunInterrupted", "Trainer", "TrainState", "ValidationCallback", "allocate_steps"]
+__all__ = ["RunInterrupted", "Trainer", "TrainState", "ValidationCallback", "allocate_steps", "planned_steps"]
 
 #: ``callback(step, {"val_<metric>": value, ...}, checkpoint_dir)``, called after each
 #: validation pass, once ``checkpoint_dir/last.pt`` holds the state at ``step``.
@@ -57,25 +57,42 @@ class TrainState:
     last_validated: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
     stage_log: list[dict[str, Any]] = field(default_factory=list)
+    #: wall and process CPU seconds of the training loop, summed over every attempt (an attempt
+    #: killed without Ctrl-C, e.g. a lost node, counts up to its last saved checkpoint)
     wall_time_s: float = 0.0
+    cpu_time_s: float = 0.0
+    #: how many times training started (1 + resumes)
+    attempts: int = 0
+    #: training clips seen and training MACs spent so far (MACs: 0 when the plan has no count)
+    sequences_seen: int = 0
+    macs_done: int = 0
+    #: the steps and MACs per step of each stage, fixed when the run started
+    plan: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_checkpoint(cls, data: object, path: Path) -> TrainState:
-        """The state saved in a checkpoint; a malformed one is a :class:`CheckpointError`."""
+        """The state saved in a checkpoint; a malformed one is a :class:`CheckpointError`.
+
+        The cost fields (``cpu_time_s`` and later) may be missing from a checkpoint written before them.
+        """
         types: dict[str, tuple[type, ...]] = {
             "global_step": (int,), "stage_index": (int,), "stage_step": (int,), "best_value": (float, int, type(None)),
             "best_step": (int, type(None)), "last_validated": (int,), "history": (list,), "stage_log": (list,),
-            "wall_time_s": (float, int),
+            "wall_time_s": (float, int), "cpu_time_s": (float, int), "attempts": (int,), "sequences_seen": (int,),
+            "macs_done": (int,), "plan": (list,),
         }
+        optional = {"cpu_time_s", "attempts", "sequences_seen", "macs_done", "plan"}
         bad = f"checkpoint {path} has a malformed train_state"
-        if not isinstance(data, dict) or set(data) != set(types):
+        if not isinstance(data, dict) or not set(types) - optional <= set(data) <= set(types):
             keys = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise CheckpointError(f"{bad} (keys {keys}); delete it to restart the run, or point --out at another run")
         for key, allowed in types.items():
+            if key not in data:
+                continue
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, allowed):
                 raise CheckpointError(f"{bad} ({key}={value!r}); delete it to restart the run, or point --out at another run")
-        if min(data["global_step"], data["stage_index"], data["stage_step"]) < 0:
+        if min(data["global_step"], data["stage_index"], data["stage_step"], data.get("attempts", 0)) < 0:
             raise CheckpointError(f"{bad} (negative step); delete it to restart the run, or point --out at another run")
         return cls(**data)
 
@@ -89,6 +106,24 @@ def allocate_steps(fractions: list[float], total: int) -> list[int]:
     s = sum(fractions)
     bounds = [round(total * sum(fractions[: i + 1]) / s) for i in range(len(fractions))]
     return [b - a for a, b in zip([0] + bounds[:-1], bounds)]
+
+
+def planned_steps(plan: list[dict[str, Any]], stages: list[Stage], path: Path) -> list[int]:
+    """Each stage's steps from a saved plan, which must name the model's stages in order."""
+    names = [s.name for s in stages]
+    try:
+        steps = [int(entry["steps"]) for entry in plan]
+        saved = [entry["name"] for entry in plan]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(
+            f"checkpoint {path} has a malformed training plan; delete it to restart the run, or point --out at another run"
+        ) from None
+    if saved != names or min(steps, default=0) < 0:
+        raise CheckpointError(
+            f"checkpoint {path} plans stages {saved}, the model has {names}; "
+            f"delete it to restart the run, or point --out at another run"
+        )
+    return steps
 
 
 @contextlib.contextmanager
@@ -136,8 +171,13 @@ class Trainer:
         ckpt_dir: Path,
         progress: bool = True,
         on_validation: ValidationCallback | None = None,
+        plan: list[dict[str, Any]] | None = None,
     ) -> None:
+        """``plan``: ``{"name", "steps", "macs_per_step"}`` per stage (see :mod:`.budget`); without
+        it the stages split ``cfg.max_steps`` by their fractions and no MACs are counted. A
+        resumed run keeps the plan saved in its checkpoint."""
         self.on_validation = on_validation
+        self.plan = plan
         self.model, self.model_name, self.model_config = model, model_name, model_config
         self.dataset, self.cfg, self.select, self.device = dataset, cfg, select, device
         self.seed, self.ckpt_dir, self.progress = seed, ckpt_dir, progress
@@ -146,6 +186,12 @@ class Trainer:
         self.val_split = dataset.split("val") if select is not None else None
         #: the running stage's fp16 loss scaler: its scale is part of the state a resume restores
         self._scaler: torch.amp.GradScaler | None = None
+        #: clock readings that make the state's wall and CPU seconds continue a resumed run's
+        self._wall0 = self._cpu0 = 0.0
+
+    def _clock(self, state: TrainState) -> None:
+        state.wall_time_s = time.monotonic() - self._wall0
+        state.cpu_time_s = time.process_time() - self._cpu0
 
     # ----------------------------------------------------------------- checkpoints
     def _payload(self, state: TrainState, opt: torch.optim.Optimizer | None, rng: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +247,13 @@ class Trainer:
             if better and value == value:  # NaN never wins
                 self._save_best(state)
                 state.best_value, state.best_step = value, state.global_step
-            state.history.append({"step": state.global_step, f"val_{sel.name}": value})
+            state.history.append({
+                "step": state.global_step,
+                "sequences": state.sequences_seen,
+                "macs": state.macs_done,
+                "stage": state.plan[state.stage_index]["name"] if state.stage_index < len(state.plan) else None,
+                sel.name: value,
+            })
             state.last_validated = state.global_step
         bar.set_postfix({f"val_{sel.name}": f"{value:.4g}", "best@": state.best_step})
         if self.on_validation is not None:
@@ -210,33 +262,40 @@ class Trainer:
     # ----------------------------------------------------------------------- train
     def run(self, resume: bool) -> TrainState:
         stages = self.model.stages()
-        budgets = allocate_steps([s.fraction for s in stages], self.cfg.max_steps)
         state = TrainState()
         payload: dict[str, Any] | None = None
         if resume and self.last.exists():
             payload = load_checkpoint(self.last, model=self.model_name, model_config=self.model_config)
             load_model_state(self.model, payload["state_dict"], self.last)
             state = TrainState.from_checkpoint(payload.get("train_state"), self.last)
+        if not state.plan:
+            state.plan = self.plan or [
+                {"name": s.name, "steps": n, "macs_per_step": None}
+                for s, n in zip(stages, allocate_steps([s.fraction for s in stages], self.cfg.max_steps))
+            ]
+        budgets = planned_steps(state.plan, stages, self.last)
+        state.attempts += 1
         self.model.to(self.device).train()
-        started = time.monotonic() - state.wall_time_s
+        self._wall0 = time.monotonic() - state.wall_time_s
+        self._cpu0 = time.process_time() - state.cpu_time_s
         total = sum(budgets)
         bar = tqdm(total=total, initial=state.global_step, desc="train", unit="step", disable=not self.progress)
         try:
             for index, (stage, budget) in enumerate(zip(stages, budgets)):
                 if index < state.stage_index:
                     continue
-                self._run_stage(index, stage, budget, state, payload if index == state.stage_index else None, bar, started)
+                self._run_stage(index, stage, budget, state, payload if index == state.stage_index else None, bar)
                 payload = None
                 try:
                     with _defer_sigint():
                         state.stage_index, state.stage_step = index + 1, 0
-                        state.wall_time_s = time.monotonic() - started
+                        self._clock(state)
                         self._save_last(state, None, capture_rng())
                 except KeyboardInterrupt:
                     raise RunInterrupted(state.global_step) from None
         finally:
             bar.close()
-        state.wall_time_s = time.monotonic() - started
+        self._clock(state)
         return state
 
     def _run_stage(
@@ -247,14 +306,14 @@ class Trainer:
         state: TrainState,
         payload: dict[str, Any] | None,
         bar: Any,
-        started: float,
     ) -> None:
         params = [p for p in stage.parameters()]
         trainable = {id(p) for p in params}
         for p in self.model.parameters():  # freeze everything this stage does not train
             p.requires_grad_(id(p) in trainable)
         lr = stage.lr if stage.lr is not None else self.cfg.lr
-        opt = torch.optim.Adam(params, lr=lr) if params else None
+        opt = build_optimizer(params, lr, self.cfg) if params else None
+        macs_per_step = int(state.plan[index].get("macs_per_step") or 0)
         if opt is not None and stage.on_optimizer is not None:
             stage.on_optimizer(opt)
         scaler = self._scaler = torch.amp.GradScaler("cuda", enabled=self.cfg.amp == "fp16" and self.device.type == "cuda")
@@ -272,7 +331,10 @@ class Trainer:
                     f"delete it to restart the run, or point --out at another run"
                 ) from None
         if len(state.stage_log) <= index:
-            state.stage_log.append({"name": stage.name, "steps": budget, "lr": lr, "selects": stage.selects})
+            state.stage_log.append(
+                {"name": stage.name, "steps": budget, "lr": lr, "selects": stage.selects,
+                 "macs_per_step": state.plan[index].get("macs_per_step")}
+            )
         batches = train_batches(
             self.dataset.split("train"),
             batch_size=self.cfg.batch_size,
@@ -311,9 +373,8 @@ class Trainer:
                     scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
                 with _defer_sigint():
                     if opt is not None:
-                        if self.cfg.lr_schedule == "cosine":  # a function of the step: a resumed run gets the same lr
-                            for group in opt.param_groups:
-                                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * state.stage_step / budget))
+                        # a function of the step over the stage's planned steps: a resumed run sets the same rate
+                        apply_schedule(opt, lr, self.cfg.lr_schedule, state.stage_step, budget)
                         if self.cfg.grad_clip is not None:
                             scaler.unscale_(opt)
                             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
@@ -324,6 +385,8 @@ class Trainer:
                             stage.after_step(batch, state.global_step)
                     state.global_step += 1
                     state.stage_step += 1
+                    state.sequences_seen += int(batch.shape[0])
+                    state.macs_done += macs_per_step
                     rng = capture_rng()
                 bar.update(1)
                 if state.stage_step % 10 == 0 or state.stage_step == budget:
@@ -335,14 +398,14 @@ class Trainer:
                 if (state.global_step % self.cfg.checkpoint_every == 0 and not done) or (
                     validate and self.on_validation is not None
                 ):
-                    state.wall_time_s = time.monotonic() - started
+                    self._clock(state)
                     self._save_last(state, opt, rng)
                 if validate:
                     self._validate(state, bar)
         except KeyboardInterrupt:
             # the model and optimiser are at the end of step `global_step`; `rng` is the state
             # captured right after it, before anything later consumed random numbers
-            state.wall_time_s = time.monotonic() - started
+            self._clock(state)
             with _defer_sigint():
                 self._save_last(state, opt, rng)
             raise RunInterrupted(state.global_step) from None
