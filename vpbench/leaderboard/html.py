@@ -312,8 +312,12 @@ def _band_chart(heading: str, axis_label: str, series: Sequence[tuple[str, list[
     ]
     for v in (y0, (y0 + y1) / 2, y1):
         parts.append(f'<text x="{L - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{_nice(v)}</text>')
-    for power in range(math.ceil(x0), math.floor(x1) + 1):
-        parts.append(f'<text x="{px(10.0 ** power):.1f}" y="{H - B + 14}" text-anchor="middle">1e{power}</text>')
+    powers = list(range(math.ceil(x0), math.floor(x1) + 1))
+    ticks = [(10.0**p, f"1e{p}", "middle") for p in powers]
+    if len(powers) < 2:  # within one decade: its ends
+        ticks = [(10.0**x0, fmt_si(10.0**x0), "start"), (10.0**x1, fmt_si(10.0**x1), "end")]
+    for value, text, anchor in ticks:
+        parts.append(f'<text x="{px(value):.1f}" y="{H - B + 14}" text-anchor="{anchor}">{t(text)}</text>')
     for label, x, mean, low, high, k in series:
         colour = _COLOURS[k % len(_COLOURS)]
         if any(a != b for a, b in zip(low, high)):
@@ -406,7 +410,7 @@ def _compute_plot(g: GroupBoard, styles: Styles) -> list[str]:
             f"<title>{t(label)}: {_nice(value)} at {_nice(macs)} MACs</title></circle>"
         )
     svg.append("</svg>")
-    return ["<h3>Quality against compute</h3>", f"<p>{t(heading)}; one point per row with a profile.</p>", "".join(svg), *_legend([p[0] for p in points], [p[3] for p in points])]
+    return ["<h3>Quality against inference compute</h3>", f"<p>{t(heading)}; one point per row with a profile.</p>", "".join(svg), *_legend([p[0] for p in points], [p[3] for p in points])]
 
 
 # ----------------------------------------------------------------------------- pages
