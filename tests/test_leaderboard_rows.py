@@ -195,3 +195,22 @@ def test_a_track_expands_to_valid_runs_as_its_dry_run_does(name: str) -> None:
     suite = load_suite(SUITES / f"{name}.yaml")
     runs = expand_suite(suite, get_registry(), name, suite_dir=SUITES)
     assert len(runs) == 3 * len(suite.entries)
+
+
+def test_what_a_record_says_about_itself_is_escaped_like_any_other_text(tmp_path: Path) -> None:
+    evil = "x|y\n<script>alert(1)</script>"
+    rec = _train(make_record("evil", "alpha"), stopped_early=evil, budget={evil: 3, "macs": "lots"},
+                 history=[{"step": 1, "macs": float("nan"), "lpips": "bad"}, {"step": 2, "macs": -5, "lpips": 0.5}])
+    rec = rec.model_copy(update={"artifacts": {"rescored_from": {"run": f"/a/{evil}", "step": "soon"}}})
+    put(tmp_path, rec)
+    put(tmp_path, make_record("good", "beta"))
+    md = board_md(tmp_path)
+    rows = [line for line in md.splitlines() if line.startswith(("| alpha", "| beta"))]
+    header = next(line for line in md.splitlines() if line.startswith("| Model"))
+    assert len(rows) == 2 and all(r.count(" | ") == header.count(" | ") for r in rows)
+    assert "<script>" not in md and "re-score of" in md and "stopped early" in md
+    board = _board(tmp_path)
+    assert board.datasets[0].groups[0].compute is None  # no usable point in the history
+    write_html_site(board, tmp_path / "html", tmp_path, {}, command="test")
+    for page in (tmp_path / "html").rglob("*.html"):
+        assert "<script>alert" not in page.read_text(encoding="utf-8")

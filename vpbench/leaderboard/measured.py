@@ -156,7 +156,7 @@ def budget_statement(entries: Sequence[Entry]) -> str:
     if len(budgets) == 1 and trained[0].train.budget:
         seeds = sorted({e.n for e in entries if e.kind == "run" and e.source.record.train.steps_done > 0})
         n = f"n = {seeds[0]} seeds per row" if len(seeds) == 1 and seeds[0] > 1 else "seeds per row: the n column"
-        return f"Training budget: {budget_words(trained[0].train.budget)} for every trained model ({n}); the steps follow from each model's MACs per step."
+        return f"Training budget: {budget_words(trained[0].train.budget)} for every trained model ({n}); each model's steps follow from it."
     cost = {(r.train.steps_done, json.dumps(r.train.config.get("batch_size"))) for r in trained}
     if len(budgets) == 1 and len(cost) == 1:
         steps, batch = next(iter(cost))
