@@ -214,3 +214,13 @@ def test_what_a_record_says_about_itself_is_escaped_like_any_other_text(tmp_path
     write_html_site(board, tmp_path / "html", tmp_path, {}, command="test")
     for page in (tmp_path / "html").rglob("*.html"):
         assert "<script>alert" not in page.read_text(encoding="utf-8")
+
+
+def test_a_budget_in_sequences_only_and_a_history_without_macs_use_sequences(tmp_path: Path) -> None:
+    history = [{"step": s, "sequences": 8 * s, "macs": 0, "stage": "train", "mse": 100.0 / s} for s in (5, 10)]
+    put(tmp_path, _train(make_record("r1", "alpha"), budget={"sequences": 800, "macs": None}, history=history))
+    md = board_md(tmp_path)
+    assert "**Training budget: 800 training sequences for every trained model" in md
+    assert "800 training sequences: 100 steps × batch 4" in table_row(md, "alpha")
+    curves = compute_curves(_board(tmp_path).datasets[0].groups[0].entries, {})
+    assert curves is not None and curves.axis == "sequences" and curves.panels[0][2][0].x == [40.0, 80.0]

@@ -257,7 +257,8 @@ def compute_curves(entries: Sequence[Entry], styles: Styles) -> ComputeCurves | 
     histories = [p for _, recs in runs for r in recs for p in r.train.history]
     if not histories:
         return None
-    axis = "macs" if any(isinstance(p.get("macs"), (int, float)) for p in histories) else "sequences"
+    macs = [p.get("macs") for p in histories]
+    axis = "macs" if any(isinstance(m, (int, float)) and not isinstance(m, bool) and m > 0 for m in macs) else "sequences"
     found = {k.removeprefix("val_") for p in histories for k, v in p.items() if k not in _HISTORY_KEYS and isinstance(v, (int, float))}
     names = [n for n in COMPUTE_PANELS if n in found] or ordered(found, styles)[:2]
     panels = []

@@ -153,7 +153,7 @@ def budget_statement(entries: Sequence[Entry]) -> str:
     if not trained:
         return ""
     budgets = {json.dumps(r.train.budget, sort_keys=True) for r in trained}
-    if len(budgets) == 1 and trained[0].train.budget:
+    if len(budgets) == 1 and budget_words(trained[0].train.budget):
         seeds = sorted({e.n for e in entries if e.kind == "run" and e.source.record.train.steps_done > 0})
         n = f"n = {seeds[0]} seeds per row" if len(seeds) == 1 and seeds[0] > 1 else "seeds per row: the n column"
         return f"Training budget: {budget_words(trained[0].train.budget)} for every trained model ({n}); each model's steps follow from it."

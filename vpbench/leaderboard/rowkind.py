@@ -86,6 +86,8 @@ def budget_words(budget: dict[str, Any] | None) -> str:
         return ""
     parts = []
     for key, value in sorted(budget.items(), key=lambda kv: (kv[0] != "macs", kv[0])):
+        if value is None:  # a budget in sequences only stores ``macs: null``
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             parts.append(cap(f"{key} {value}", 60))
         elif key == "macs":
