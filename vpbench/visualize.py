@@ -82,7 +82,7 @@ def plot_compute(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 4.2 * len(panels)), 3.4), squeeze=False)
     for ax, (name, series) in zip(axes[0], panels):
         for k, (label, x, mean, low, high) in enumerate(series):
             colour = f"C{k % 10}"

@@ -281,5 +281,5 @@ def save_compute_curves(path: Path, test_set: TestSet, curves: ComputeCurves) ->
         path,
         [(heading, [(s.label, s.x, s.mean, s.low, s.high) for s in series]) for _, heading, series in curves.panels],
         curves.axis_label,
-        f"{test_set.dataset}: validation quality against training compute (line: mean over seeds; band: min-max)",
+        f"{test_set.dataset}: validation quality against training compute\n(line: mean over seeds; band: lowest to highest seed)",
     )
