@@ -167,10 +167,10 @@ def _aggregate_notes(entries: list[Entry]) -> list[str]:
     return out
 
 
-def _group_md(g: GroupBoard, h: str, multiple: bool, db: DatasetBoard) -> list[str]:
+def _group_md(g: GroupBoard, h: str, multiple: bool, db: DatasetBoard, budget_line: bool = True) -> list[str]:
     title = f"Test set {g.letter}: " if multiple else "Test set: "
     out = [f"{h} {title}{g.test_set.describe()}", ""]
-    if budget := budget_statement(g.entries):
+    if budget_line and (budget := budget_statement(g.entries)):
         out += [f"**{md_text(budget)}**", ""]
     out += [provenance([r.record for r in g.records]), ""]
     for protocol, table in g.tables:
@@ -218,7 +218,9 @@ def _reported_md(t: ReportedTable, table: Table, h: str) -> list[str]:
     return out + ["", to_markdown(table), ""]
 
 
-def dataset_md(db: DatasetBoard, level: int) -> list[str]:
+def dataset_md(db: DatasetBoard, level: int, budget_lines: bool = True) -> list[str]:
+    """``budget_lines``: each test set states its training budget above its tables (a page of
+    one test set states it once, at its top, instead)."""
     h = "#" * level
     out = [f"{h} {db.name}", "", f"{h}# Measured", ""]
     multiple = len(db.groups) > 1
@@ -232,7 +234,7 @@ def dataset_md(db: DatasetBoard, level: int) -> list[str]:
     if not db.groups:
         out += [f"No measured runs on {db.name} yet.", ""]
     for g in db.groups:
-        out += _group_md(g, f"{h}##", multiple, db)
+        out += _group_md(g, f"{h}##", multiple, db, budget_lines)
     out += [f"{h}# Reported (published numbers, not measured here)", ""]
     if not db.reported:
         out += [f"No published reference tables are shipped for {db.name}.", ""]
@@ -278,8 +280,13 @@ def readme_md(board: Board, command: str = DEFAULT_COMMAND) -> str:
 
 
 def page_md(db: DatasetBoard, command: str = DEFAULT_COMMAND) -> str:
-    out = [header(command), "", "[All leaderboards](README.md)", "", CONVENTIONS, ""]
-    return _finish(out + dataset_md(db, 1))
+    """A dataset's page; with one test set (a track) its training budget comes first."""
+    out = [header(command), "", "[All leaderboards](README.md)", ""]
+    budget = budget_statement(db.groups[0].entries) if len(db.groups) == 1 else ""
+    if budget:
+        out += [f"**{md_text(budget)}**", ""]
+    out += [CONVENTIONS, ""]
+    return _finish(out + dataset_md(db, 1, budget_lines=not budget))
 
 
 def write_site(board: Board, out: Path, figures: bool = True, command: str = DEFAULT_COMMAND) -> list[Path]:
