@@ -63,7 +63,7 @@ def make_record(
         horizon=3,
         params_total=1_140_000,
         params_trainable=1_140_000,
-        train=TrainSummary(config={"batch_size": 4}, steps_done=steps),
+        train=TrainSummary(config={"batch_size": 4}, steps_done=steps, wall_time_s=60.0),
         test_sequences=5,
         metrics=_metrics(psnr, mse),
         baselines={k: _metrics(*v) for k, v in (baselines or {}).items()},
@@ -112,7 +112,8 @@ def test_best_value_per_column_follows_each_metrics_direction(tmp_path: Path) ->
     assert alpha[2] == "**25.00**" and beta[2] == "22.00"
     assert beta[3] == "**30.00**" and alpha[3] == "40.00"
     assert "1.14M" in alpha and "2.50G" in alpha and "12.5 seq/s" in alpha  # #Params, MACs, throughput
-    assert "100 steps × batch 4" in alpha and "CPU: TestCPU, 2 threads" in alpha and "1.5 min" in alpha
+    # the training's own wall time (60 s), not the run's (90 s, training and testing)
+    assert "100 steps × batch 4" in alpha and "CPU: TestCPU, 2 threads" in alpha and "1.0 min" in alpha and "1.5 min" not in alpha
 
 
 def test_rows_on_different_test_sets_never_share_a_table(tmp_path: Path) -> None:
@@ -340,14 +341,18 @@ def _seeded(run_id: str, model: str, seed: int, **kw: float) -> RunRecord:
 
 def test_seeds_of_one_model_and_config_become_one_row_with_mean_std_and_n(tmp_path: Path) -> None:
     for seed, psnr, mse in ((0, 20.0, 40.0), (1, 22.0, 44.0), (2, 24.0, 48.0)):
-        put(tmp_path, _seeded(f"alpha-seed-{seed}", "alpha", seed, psnr=psnr, mse=mse), seed=seed)
+        rec = _seeded(f"alpha-seed-{seed}", "alpha", seed, psnr=psnr, mse=mse)
+        cost = {"wall_time_s": 50.0 + 10 * seed, "cpu_time_s": 100.0 + 20 * seed, "budget": {"macs": 2.0e12}}
+        put(tmp_path, rec.model_copy(update={"train": rec.train.model_copy(update=cost)}), seed=seed)
     put(tmp_path, make_record("beta-run", "beta", psnr=23.0, mse=30.0))
     md = board_md(tmp_path)
     alpha, beta = table_row(md, "alpha"), table_row(md, "beta")
     # columns: model, run, n, PSNR, MSE, ...; sample std (n - 1): std(20, 22, 24) = 2
     assert alpha[1] == ", ".join(f"[alpha-seed-{s}](alpha-seed-{s}/record.json)" for s in range(3))
     assert alpha[2:5] == ["3", "22.00 ± 2.00", "44.00 ± 4.00"]
-    assert alpha[-1] == "1.5 min"  # the mean wall time
+    # training time and CPU-seconds: mean ± sample std over the seeds; the budget the steps came from
+    assert alpha[-2:] == ["1.0 min ± 10.0 s", "120 s ± 20 s"]
+    assert "2.00T training MACs: 100 steps × batch 4" in alpha
     assert beta[1:5] == ["[beta-run](beta-run/record.json)", "1", "**23.00**", "**30.00**"]  # single runs stay as they were
     assert "| alpha [" not in md  # one row, not one per seed
     assert "mean over the n runs ± their sample standard deviation" in md

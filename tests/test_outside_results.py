@@ -63,7 +63,7 @@ def test_score_reproduces_a_copy_last_run_exactly_and_the_leaderboard_takes_it(t
     assert {"my-copy", "my-copy-u8"} <= set(rows)
     assert rows["my-copy"]["budget"] == "unknown (external predictions, scored by `vpbench score`)"
     assert rows["my-copy"]["params"] is None
-    assert rows["my-copy"]["hardware"] == "—" and rows["my-copy"]["wall_time_s"] is None  # not the training machine
+    assert rows["my-copy"]["hardware"] == "—" and rows["my-copy"]["train_time_s"] is None and rows["my-copy"]["run_wall_time_s"] is None  # not the training machine
 
 
 def test_score_takes_unclipped_predictions_as_they_are(tmp_path):

@@ -119,7 +119,7 @@ def test_the_site_in_a_real_browser(site: Path, browser: Any) -> None:
     button = table.find_element(By.XPATH, ".//thead//th[starts-with(normalize-space(.), 'PSNR')]//button")
     button.click()
     values = [float(v) for v in column(browser, table, "PSNR") if v]
-    assert values == sorted(values) and len(values) == 9  # the standard-only record has no openstl PSNR: last
+    assert values == sorted(values) and len(values) == 9  # the standard-only record has no row in this table
     button.click()
     values = [float(v) for v in column(browser, table, "PSNR") if v]
     assert values == sorted(values, reverse=True)
@@ -172,7 +172,7 @@ def test_the_pages_read_without_javascript(site: Path, browser: Any) -> None:
         browser.get((site / "glyphs-A.html").as_uri())
         assert browser.find_element(By.TAG_NAME, "html").get_attribute("class") in (None, "")  # the script did not run
         rows = browser.find_elements(By.CSS_SELECTOR, 'section.track[data-protocol="openstl"] tbody tr')
-        assert len(rows) == 10 and all(r.is_displayed() for r in rows)  # 9, and the standard-only record's "—" row
+        assert len(rows) == 9 and all(r.is_displayed() for r in rows)  # the standard-only record has no row of "—" here
         assert not browser.find_element(By.CSS_SELECTOR, ".controls").is_displayed()
         assert not browser.find_element(By.CSS_SELECTOR, "form.filters").is_displayed()
         player = browser.find_element(By.CSS_SELECTOR, "figure.player")

@@ -1,4 +1,5 @@
-"""Pictures people would rather look at than read: clip strips and per-frame curves."""
+"""Pictures people would rather look at than read: clip strips, per-frame curves and quality
+against training compute."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .fsutil import atomic_path
 
-__all__ = ["to_uint8", "strip_image", "save_strip", "plot_per_frame"]
+__all__ = ["to_uint8", "strip_image", "save_strip", "plot_per_frame", "plot_compute"]
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:
@@ -59,6 +60,39 @@ def plot_per_frame(path: Path, curves: Mapping[str, Mapping[str, Sequence[float]
             ax.plot(range(1, len(values) + 1), list(values), marker="o", markersize=3, label=series)
         ax.set_title(name)
         ax.set_xlabel("predicted frame")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_compute(
+    path: Path,
+    panels: Sequence[tuple[str, Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[float], Sequence[float]]]]],
+    xlabel: str,
+    title: str,
+) -> None:
+    """One panel per metric, log x; per series ``(label, x, mean, low, high)`` a line and,
+    where ``low`` and ``high`` differ, the band between them shaded in the line's colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 4.2 * len(panels)), 3.4), squeeze=False)
+    for ax, (name, series) in zip(axes[0], panels):
+        for k, (label, x, mean, low, high) in enumerate(series):
+            colour = f"C{k % 10}"
+            ax.plot(list(x), list(mean), marker="o", markersize=3, label=label, color=colour,
+                    linestyle="-" if k < 10 else "--")
+            if any(a != b for a, b in zip(low, high)):
+                ax.fill_between(list(x), list(low), list(high), color=colour, alpha=0.2, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from ..records import MetricResult, RunRecord
 from .load import LoadedRecord
+from .rowkind import rescored_from
 
-__all__ = ["RowGroup", "is_trial", "group_rows", "mean_metrics", "group_name"]
+__all__ = ["RowGroup", "is_trial", "group_rows", "mean_metrics", "mean_std", "group_name"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,10 @@ def is_trial(rec: RunRecord) -> bool:
 
 
 def _seed_key(rec: RunRecord) -> str:
-    parts = [rec.model.name, rec.model.package, rec.model.config, rec.dataset.config, rec.train.config, rec.train.steps_done]
+    """Runs that differ only in the seed share it; a re-score (``vpbench eval``) never shares it
+    with a training run, so it never counts as a second training of its model."""
+    parts = [rec.model.name, rec.model.package, rec.model.config, rec.dataset.config, rec.train.config, rec.train.steps_done,
+             rescored_from(rec) is not None]
     return json.dumps(parts, sort_keys=True, default=str)
 
 
@@ -94,6 +98,13 @@ def group_rows(records: Sequence[LoadedRecord]) -> list[RowGroup]:
         else:  # the same seed twice: repeats, not a seed study; each keeps its row
             out += [RowGroup((m,)) for m in members]
     return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for one value)."""
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, math.sqrt(var)
 
 
 def mean_metrics(

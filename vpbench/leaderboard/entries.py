@@ -10,8 +10,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..records import MetricResult
-from .aggregate import group_name, group_rows, mean_metrics
+from .aggregate import group_name, group_rows, mean_metrics, mean_std
 from .load import LoadedRecord
+from .rowkind import row_notes
 from .safety import LABEL_CAP, cap
 
 __all__ = ["Entry", "entries_for"]
@@ -58,11 +59,18 @@ class Entry:
         return found
 
     @property
+    def notes(self) -> list[str]:
+        """What the row is, beyond its model: a re-score, an early stop, a joint row whose
+        checkpoint predates its joint stage (see :mod:`.rowkind`)."""
+        return row_notes(self.members or (self.source,)) if self.kind == "run" else []
+
+    @property
     def label(self) -> str:
-        """The row's name: model, flags and search; at most :data:`LABEL_CAP` characters plus
-        the ``[run id]`` suffix (capped too), with a visible ellipsis where cut."""
+        """The row's name: model, what the row is, flags and search; at most :data:`LABEL_CAP`
+        characters plus the ``[run id]`` suffix (capped too), with a visible ellipsis where cut."""
         base = self.model if self.kind == "run" else f"{self.model} (baseline)"
         if self.kind == "run":
+            base += "".join(f" ({cap(note, 80)})" for note in self.notes)
             base += "".join(f" ({cap(flag, 60)})" for flag in self.flags[:8])  # e.g. not-better-than-blank
             if len(self.flags) > 8:
                 base += f" (+{len(self.flags) - 8} flags)"
@@ -85,9 +93,28 @@ class Entry:
 
     @property
     def wall_time_s(self) -> float:
-        """The mean wall time of the row's runs."""
+        """The mean wall time of the row's runs (training and testing; a re-score: its testing)."""
         members = self.members or (self.source,)
         return sum(m.record.wall_time_s for m in members) / len(members)
+
+    @property
+    def train_wall_s(self) -> tuple[float, float] | None:
+        """Mean and sample std over the row's runs of the *training* wall time (summed over
+        the attempts of a resumed run); None for an untrained row. A re-score's is the wall
+        time its checkpoint took to train, never the re-score's own."""
+        members = self.members or (self.source,)
+        if self.kind != "run" or any(m.record.train.steps_done == 0 for m in members):
+            return None
+        return mean_std([m.record.train.wall_time_s for m in members])
+
+    @property
+    def cpu_time_s(self) -> tuple[float, float] | None:
+        """Mean and sample std of the training CPU-seconds, when every run recorded them."""
+        members = self.members or (self.source,)
+        values = [m.record.train.cpu_time_s for m in members]
+        if self.kind != "run" or any(v is None for v in values):
+            return None
+        return mean_std([v for v in values if v is not None])
 
 
 def _run_entry(members: tuple[LoadedRecord, ...], trials: int, selected_by: str | None) -> Entry:

@@ -31,13 +31,14 @@ from PIL import Image
 from ..fsutil import atomic_write_text
 from .assets import CSS, JS
 from .entries import Entry
-from .figures import MAX_CLIPS, FixedClips, fixed_clips, horizon_curves, save_image
+from .figures import MAX_CLIPS, ComputeCurves, FixedClips, fixed_clips, horizon_curves, save_image, strip_label
 from .load import LoadedRecord
-from .measured import PROFILE_KEYS, budget_of, is_generated, provenance_text
+from .measured import PROFILE_KEYS, budget_of, budget_statement, is_generated, provenance_text, rows_with_values
 from .presentation import Styles, ordered, style_of
 from .safety import TEXT_CAP, cap, inside, one_line, portable
 from .site import CONVENTIONS, OPENSTL_NOT_COMPARABLE, PROTOCOLS, SEEDS_NOTE, TRIALS_NOTE, Board, DatasetBoard, GroupBoard, _openstl_comparable
-from .table import Table, fmt_seconds
+from .rowkind import budget_words, joint_start, predates_joint, rescored_from
+from .table import Table, fmt_seconds, fmt_si
 
 __all__ = ["write_html_site", "reproduce_command", "run_page_name"]
 
@@ -118,6 +119,10 @@ def _sort_value(raw: object, shown: str) -> str:
     return shown
 
 
+#: the raw value a column sorts by, where its key differs
+_RAW_KEY = {"train_time": "train_time_s", "cpu_time": "cpu_time_s"}
+
+
 def _table(table: Table, entries: Sequence[Entry] | None, run_pages: dict[Path, str], depth: int = 0) -> list[str]:
     """A table as HTML. ``entries``: the measured rows behind it (links, commands, families)."""
     cols = table.columns
@@ -142,7 +147,7 @@ def _table(table: Table, entries: Sequence[Entry] | None, run_pages: dict[Path, 
                 members = e.members or (e.source,)
                 links = [f'<a href="{href("../" * depth + run_pages[m.path])}">{t(m.record.run_id, 80)}</a>' for m in members]
                 content = ("in " if e.kind == "baseline" else "") + ", ".join(links)
-            sort = _sort_value(raw.get(c.key if c.key != "wall_time" else "wall_time_s"), cap(one_line(shown), 80))
+            sort = _sort_value(raw.get(_RAW_KEY.get(c.key, c.key)), cap(one_line(shown), 80))
             tds.append(f'<td{cls} data-sort="{escape(sort, quote=True)}">{content}</td>')
         if e is not None:
             members = e.members or (e.source,)
@@ -178,7 +183,7 @@ def _players(g: GroupBoard, db: DatasetBoard, media: dict[Path, Image.Image], ou
         return ["<p>No record of this test set saved its fixed test clips.</p>"] + _notes(notes)
     T, S = g.test_set.context, g.test_set.horizon
     _, h, w = g.test_set.frame_shape
-    labels = ["ground truth"] + [e.label for e, _ in fixed.rows]
+    labels = ["ground truth"] + [strip_label(e) for e, _ in fixed.rows]
     # small frames drawn larger, as long as the row of models still fits a page's width
     zoom = next((z for z in (2.0, 1.5) if max(h, w) <= _ZOOM_BELOW and z * len(labels) * (w + _GAP) <= _ROW_WIDTH), 1.0)
     html = [
@@ -278,6 +283,75 @@ def _per_frame_plots(g: GroupBoard, styles: Styles) -> list[str]:
     return ["<h3>Per predicted frame</h3>", '<div class="plots">', *[c for c in charts if c], "</div>", *_legend(labels)]
 
 
+def _band_chart(heading: str, axis_label: str, series: Sequence[tuple[str, list[float], list[float], list[float], list[float], int]]) -> str:
+    """One panel of quality against training compute: log x, a line per row (its colour index
+    last), the band between its lowest and highest seed shaded."""
+    W, H, L, R, TOP, B = 420, 260, 56, 12, 24, 38
+    xs = [math.log10(a) for _, x, *_ in series for a in x if a > 0]
+    ys = [v for _, _, mean, low, high, _ in series for v in (*mean, *low, *high) if math.isfinite(v)]
+    if not xs or not ys:
+        return ""
+    x0, x1 = min(xs), max(xs)
+    if x1 == x0:
+        x0, x1 = x0 - 0.5, x1 + 0.5
+    y0, y1 = min(ys), max(ys)
+    if y1 == y0:
+        y0, y1 = y0 - 1, y1 + 1
+
+    def px(v: float) -> float:
+        return L + (W - L - R) * (math.log10(v) - x0) / (x1 - x0)
+
+    def py(v: float) -> float:
+        return TOP + (H - TOP - B) * (1 - (v - y0) / (y1 - y0))
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t(heading)}">',
+        f'<text x="{W / 2:.0f}" y="15" text-anchor="middle" font-weight="600">{t(heading)}</text>',
+        f'<rect x="{L}" y="{TOP}" width="{W - L - R}" height="{H - TOP - B}" fill="none" stroke="#d0d7de"/>',
+        f'<text x="{(L + W - R) / 2:.0f}" y="{H - 4}" text-anchor="middle">{t(axis_label)} (log scale)</text>',
+    ]
+    for v in (y0, (y0 + y1) / 2, y1):
+        parts.append(f'<text x="{L - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{_nice(v)}</text>')
+    powers = list(range(math.ceil(x0), math.floor(x1) + 1))
+    ticks = [(10.0**p, f"1e{p}", "middle") for p in powers]
+    if len(powers) < 2:  # within one decade: its ends
+        ticks = [(10.0**x0, fmt_si(10.0**x0), "start"), (10.0**x1, fmt_si(10.0**x1), "end")]
+    for value, text, anchor in ticks:
+        parts.append(f'<text x="{px(value):.1f}" y="{H - B + 14}" text-anchor="{anchor}">{t(text)}</text>')
+    for label, x, mean, low, high, k in series:
+        colour = _COLOURS[k % len(_COLOURS)]
+        if any(a != b for a, b in zip(low, high)):
+            ring = [f"{px(a):.1f},{py(v):.1f}" for a, v in zip(x, high)] + [f"{px(a):.1f},{py(v):.1f}" for a, v in reversed(list(zip(x, low)))]
+            parts.append(f'<polygon fill="{colour}" fill-opacity="0.18" stroke="none" points="{" ".join(ring)}"/>')
+        pts = " ".join(f"{px(a):.1f},{py(v):.1f}" for a, v in zip(x, mean))
+        dash = ' stroke-dasharray="5 3"' if k >= len(_COLOURS) else ""
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.8"{dash} points="{pts}"><title>{t(label)}</title></polyline>')
+        if len(x) == 1:
+            parts.append(f'<circle cx="{px(x[0]):.1f}" cy="{py(mean[0]):.1f}" r="3" fill="{colour}"><title>{t(label)}</title></circle>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _train_compute_plots(g: GroupBoard) -> list[str]:
+    """Validation quality against training compute, from the records' histories."""
+    curves: ComputeCurves | None = g.compute
+    if curves is None:
+        return []
+    colour = {e.label: k for k, e in enumerate(g.entries)}  # a row's colour, as in the per-frame plots
+    charts = [
+        _band_chart(heading, curves.axis_label, [(s.label, s.x, s.mean, s.low, s.high, colour.get(s.label, 0)) for s in series])
+        for _, heading, series in curves.panels
+    ]
+    labels = sorted({s.label for _, _, series in curves.panels for s in series}, key=lambda lab: colour.get(lab, 0))
+    return [
+        "<h3>Quality against training compute</h3>",
+        f"<p>Validation passes during training, against {t(curves.axis_label)}: one line per row (the mean over its "
+        "seeds), the band between its lowest and highest seed shaded.</p>",
+        '<div class="plots">', *[c for c in charts if c], "</div>",
+        *_legend(labels, [colour.get(lab, 0) for lab in labels]),
+    ]
+
+
 def _macs(e: Entry) -> float | None:
     for key in PROFILE_KEYS["macs"]:
         v = e.profile.get(key)
@@ -336,13 +410,14 @@ def _compute_plot(g: GroupBoard, styles: Styles) -> list[str]:
             f"<title>{t(label)}: {_nice(value)} at {_nice(macs)} MACs</title></circle>"
         )
     svg.append("</svg>")
-    return ["<h3>Quality against compute</h3>", f"<p>{t(heading)}; one point per row with a profile.</p>", "".join(svg), *_legend([p[0] for p in points], [p[3] for p in points])]
+    return ["<h3>Quality against inference compute</h3>", f"<p>{t(heading)}; one point per row with a profile.</p>", "".join(svg), *_legend([p[0] for p in points], [p[3] for p in points])]
 
 
 # ----------------------------------------------------------------------------- pages
 
 
 def _budgets(entries: Sequence[Entry]) -> list[str]:
+    statement = budget_statement(entries)
     counts: dict[str, int] = {}
     for e in entries:
         b = budget_of(e)
@@ -352,7 +427,8 @@ def _budgets(entries: Sequence[Entry]) -> list[str]:
     warn = []
     if len(trained) > 1:
         warn = ['<p class="warning">The trained rows differ in training budget: compare them with that in mind.</p>']
-    return ["<h3>Training budgets</h3>", "<ul>", *items, "</ul>", *warn]
+    lead = [f'<p class="budget"><strong>{t(statement, 400)}</strong></p>'] if statement else []
+    return ["<h3>Training budgets</h3>", *lead, "<ul>", *items, "</ul>", *warn]
 
 
 def _identity(g: GroupBoard) -> list[str]:
@@ -418,7 +494,7 @@ def _group_page(db: DatasetBoard, g: GroupBoard, styles: Styles, run_pages: dict
             f'<p class="warning">Runs on {t(db.name)} were scored on {len(db.groups)} different test sets; each has its own '
             f"page (others: {others}); numbers from different test sets are not comparable.</p>"
         )
-    body += _identity(g) + _budgets(g.entries)
+    body += _budgets(g.entries) + _identity(g)  # a track states its budget first
     body += [f"<p>{t(CONVENTIONS, 2000).replace('**Bold**', '<strong>Bold</strong>')}</p>"]
     if g.tables:
         body += _filters(g)
@@ -429,7 +505,7 @@ def _group_page(db: DatasetBoard, g: GroupBoard, styles: Styles, run_pages: dict
             f'<section class="track" data-protocol="{t(protocol)}">',
             f"<h2>Protocol <code>{t(protocol)}</code></h2>",
             f"<p>{t(_protocol_text(protocol, g, db), 2000)}</p>",
-            *_table(table, g.entries, run_pages),
+            *_table(table, rows_with_values(g.entries, protocol), run_pages),
             "</section>",
         ]
     if any(e.n > 1 for e in g.entries):
@@ -437,7 +513,7 @@ def _group_page(db: DatasetBoard, g: GroupBoard, styles: Styles, run_pages: dict
     if any(e.trials for e in g.entries):
         body.append(f"<p>{t(TRIALS_NOTE, 2000)}</p>")
     body += ["<h2>Fixed test clips</h2>", "<section>", *_players(g, db, media, out), "</section>"]
-    body += _per_frame_plots(g, styles) + _compute_plot(g, styles)
+    body += _train_compute_plots(g) + _per_frame_plots(g, styles) + _compute_plot(g, styles)
     body += _reported(db)
     return _page(t(title) + " · vpbench leaderboard", body, crumbs=f" › {t(db.name)}")
 
@@ -465,10 +541,37 @@ def _results(rec: LoadedRecord, styles: Styles) -> list[str]:
     arrows = {m: next(("↑" if ms[m].higher_is_better else "↓") for _, _, ms in groups if m in ms) for m in metrics}
     heads = "".join(f'<th class="num">{t(style_of(m, styles).heading + arrows[m])}</th>' for m in metrics)
     out = [f'<div class="scroll"><table class="board"><thead><tr><th>Model</th><th>Protocol</th>{heads}</tr></thead><tbody>']
+    # a protocol's values share a column's decimals, widened as in the tables (0.0268, not 0.03)
+    shown = {(p, m): style_of(m, styles).widened(ms[m].mean for _, q, ms in groups if q == p and m in ms) for _, p, _ in groups for m in metrics}
     for model, protocol, ms in groups:
-        cells = "".join(f'<td class="num">{t(style_of(m, styles).fmt(ms[m].mean) if m in ms else "—")}</td>' for m in metrics)
+        cells = "".join(f'<td class="num">{t(shown[protocol, m].fmt(ms[m].mean) if m in ms else "—")}</td>' for m in metrics)
         out.append(f"<tr><td>{t(model)}</td><td>{t(protocol)}</td>{cells}</tr>")
     return out + ["</tbody></table></div>"]
+
+
+def _cost_facts(rec: LoadedRecord) -> list[tuple[str, str]]:
+    """What the training cost and what the run is: budget, training time and CPU-seconds,
+    attempts, sequences and MACs, an early stop, a re-score."""
+    r = rec.record
+    tr = r.train
+    out: list[tuple[str, str]] = []
+    if (src := rescored_from(r)) is not None:
+        out.append(("Re-score of", f"{src.get('run')} (checkpoint {src.get('checkpoint_kind', '?')}, step {src.get('step')}); no training of its own"))
+    if words := budget_words(tr.budget):
+        out.append(("Training budget", words))
+    if tr.steps_done:
+        out.append(("Training time", fmt_seconds(tr.wall_time_s) + (f" over {tr.attempts} attempts" if tr.attempts > 1 else "")))
+    if tr.cpu_time_s is not None:
+        out.append(("Training CPU-seconds", f"{tr.cpu_time_s:,.0f} s"))
+    if tr.sequences_seen is not None:
+        out.append(("Training sequences", f"{tr.sequences_seen:,}"))
+    if tr.train_macs is not None:
+        out.append(("Training MACs", fmt_si(float(tr.train_macs))))
+    if tr.stopped_early:
+        out.append(("Stopped early", tr.stopped_early))
+    if predates_joint(r):
+        out.append(("Selected checkpoint", f"step {tr.selected_step:,}, before its joint stage (from step {joint_start(r):,})"))
+    return out
 
 
 def _run_page(rec: LoadedRecord, page: str, db_page: str, styles: Styles) -> str:
@@ -479,10 +582,11 @@ def _run_page(rec: LoadedRecord, page: str, db_page: str, styles: Styles) -> str
         ("Dataset", r.dataset.name),
         ("Seed", str(r.seed)),
         ("Steps trained", f"{r.train.steps_done:,}"),
+        *_cost_facts(rec),
         ("Test clips", f"{r.test_sequences:,}"),
         ("Data checksum", r.data_checksum),
         ("Hardware", f"{hw.get('device', '?')}: {hw.get('gpu') or hw.get('cpu') or 'unknown'}"),
-        ("Wall time", fmt_seconds(r.wall_time_s)),
+        ("Wall time of this run", fmt_seconds(r.wall_time_s) + (" (testing only: a re-score)" if rescored_from(r) else "")),
         ("vpbench", r.vpbench_version),
         ("Git commit", str(r.git.get("commit"))),
     ]

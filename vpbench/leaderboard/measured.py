@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..records import EXTERNAL, RunRecord
 from .entries import Entry
 from .presentation import MetricStyle, Styles, ordered, style_of
+from .rowkind import budget_words, joint_start, predates_joint, rescored_from
 from .safety import cap, md_text, portable
 from .load import TestSet
 from .table import Cell, Column, Table, fmt_seconds, fmt_si, mark_best
@@ -18,9 +20,12 @@ __all__ = [
     "PROFILE_KEYS",
     "protocols_of",
     "metric_columns",
+    "rows_with_values",
+    "column_styles",
     "measured_table",
     "provenance",
     "budget_of",
+    "budget_statement",
 ]
 
 #: record.profile keys (as written by ``vpbench.profiling.profile_model``) read for the cost
@@ -36,6 +41,23 @@ PROFILE_KEYS = {
 def protocols_of(entries: Sequence[Entry]) -> list[str]:
     found = {p for e in entries for p in e.metrics}
     return sorted(found, key=lambda p: (p != "openstl", p))
+
+
+def rows_with_values(entries: Sequence[Entry], protocol: str) -> list[Entry]:
+    """The rows of ``protocol``'s table: those with at least one value in it (a row that
+    would read "—" in every metric column, e.g. a baseline scored only under another
+    protocol, is dropped)."""
+    return [e for e in entries if e.metrics.get(protocol)]
+
+
+def column_styles(entries: Sequence[Entry], protocol: str, columns: Sequence[Column], styles: Styles) -> dict[str, MetricStyle]:
+    """Each metric column's style, widened so its values keep enough digits to differ."""
+    return {
+        c.key: style_of(c.key, styles).widened(
+            res.mean for e in entries if (res := e.metrics.get(protocol, {}).get(c.key)) is not None
+        )
+        for c in columns
+    }
 
 
 def metric_columns(entries: Sequence[Entry], protocol: str, styles: Styles) -> list[Column]:
@@ -87,16 +109,62 @@ def budget_of(e: Entry) -> str:
 def _budget(e: Entry) -> tuple[str, int | None, int | None]:
     if e.kind == "baseline":
         return "none (untrained, scored inside that run)", None, None
-    t = e.source.record.train
+    rec = e.source.record
+    t = rec.train
     batch = t.config.get("batch_size")
-    if e.source.record.model.package == EXTERNAL:
+    if rec.model.package == EXTERNAL:
         return "unknown (external predictions, scored by `vpbench score`)", None, None
     if t.steps_done == 0:
         return "none (not trained)", 0, batch if isinstance(batch, int) else None
     text = f"{t.steps_done:,} steps" + (f" × batch {batch}" if isinstance(batch, int) else "")
+    if words := budget_words(t.budget):
+        text = f"{words}: {text}"
+    if t.stopped_early:
+        text += f", stopped early at step {t.steps_done:,} ({cap(t.stopped_early, 40)})"
     if t.selected_step is not None and t.selected_step != t.steps_done:
         text += f", best on validation at step {t.selected_step:,}"
+        if predates_joint(rec):
+            text += f", before its joint stage (from step {joint_start(rec):,})"
+    if rescored_from(rec) is not None:
+        text = f"re-score, no training of its own; its checkpoint: {text}"
     return text, t.steps_done, batch if isinstance(batch, int) else None
+
+
+def _time_cell(value: tuple[float, float] | None, n: int, fmt: Callable[[float | None], str]) -> str:
+    if value is None:
+        return "—"
+    return f"{fmt(value[0])} ± {fmt(value[1])}" if n > 1 else fmt(value[0])
+
+
+def _cpu_seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} s"
+
+
+def budget_statement(entries: Sequence[Entry]) -> str:
+    """One plain-text line on the training budget of a test set's trained rows, stated before
+    their table: the one budget they share, or that they do not share one."""
+    trained = [
+        m.record
+        for e in entries
+        if e.kind == "run"
+        for m in (e.members or (e.source,))
+        if m.record.model.package != EXTERNAL and m.record.train.steps_done > 0
+    ]
+    if not trained:
+        return ""
+    budgets = {json.dumps(r.train.budget, sort_keys=True) for r in trained}
+    if len(budgets) == 1 and budget_words(trained[0].train.budget):
+        seeds = sorted({e.n for e in entries if e.kind == "run" and e.source.record.train.steps_done > 0})
+        n = f"n = {seeds[0]} seeds per row" if len(seeds) == 1 and seeds[0] > 1 else "seeds per row: the n column"
+        return f"Training budget: {budget_words(trained[0].train.budget)} for every trained model ({n}); each model's steps follow from it."
+    cost = {(r.train.steps_done, json.dumps(r.train.config.get("batch_size"))) for r in trained}
+    if len(budgets) == 1 and len(cost) == 1:
+        steps, batch = next(iter(cost))
+        return f"Training budget: {steps:,} steps × batch {batch} for every trained model (equal steps, not equal compute)."
+    return (
+        "Training budget: not one budget: the trained rows were trained for different budgets or steps (see the "
+        "Training budget column), so this table does not compare them at equal training compute."
+    )
 
 
 def _run_cell(e: Entry, link_base: Path | None) -> tuple[str, str | list[tuple[str, str]] | None]:
@@ -124,10 +192,17 @@ def _metric_cell(e: Entry, protocol: str, metric: str, style: MetricStyle) -> st
 
 
 def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, link_base: Path | None = None, styles: Styles | None = None) -> Table:
+    """``protocol``'s table of ``entries`` (rows without a value in it are dropped, see
+    :func:`rows_with_values`). Training time is the training's own wall time (summed over
+    the attempts of a resumed run), never the time spent testing; CPU-seconds are the
+    training's process time."""
     styles = {} if styles is None else styles
+    entries = rows_with_values(entries, protocol)
     metrics = metric_columns(entries, protocol, styles)
+    col_styles = column_styles(entries, protocol, metrics, styles)
     has_macs = any(_profile_value(e.profile, "macs") is not None for e in entries)
     has_fps = any(_profile_value(e.profile, "throughput") is not None for e in entries)
+    has_cpu = any(e.cpu_time_s is not None for e in entries)
     seeds = any(e.n > 1 for e in entries)  # rows of several seeds: mean ± std, and their count
     columns = [Column("model", "Model"), Column("run", "Run"), *([Column("n", "n", numeric=True)] if seeds else [])]
     columns += [*metrics, Column("params", "#Params", numeric=True)]
@@ -135,7 +210,10 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
         columns.append(Column("macs", "MACs/seq", numeric=True))
     if has_fps:
         columns.append(Column("throughput", "Throughput", numeric=True))
-    columns += [Column("budget", "Training budget"), Column("hardware", "Hardware"), Column("wall_time", "Wall time", numeric=True)]
+    columns += [Column("budget", "Training budget"), Column("hardware", "Hardware")]
+    columns += [Column("train_time", "Training time", numeric=True)]
+    if has_cpu:
+        columns.append(Column("cpu_time", "CPU-seconds", numeric=True))
 
     rows: list[dict[str, Cell]] = []
     cells: list[dict[str, str]] = []
@@ -161,16 +239,24 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
             raw[col.key] = res.mean if res is not None else None
             if e.n > 1:
                 raw[f"{col.key}_std"] = e.spread.get(protocol, {}).get(col.key)
-            shown[col.key] = _metric_cell(e, protocol, col.key, style_of(col.key, styles))
+            shown[col.key] = _metric_cell(e, protocol, col.key, col_styles[col.key])
         params = rec.params_total if e.kind == "run" and rec.model.package != EXTERNAL else None
         macs, fps = _profile_value(e.profile, "macs"), _profile_value(e.profile, "throughput")
         raw.update(params=params, macs=macs, throughput=fps, budget=budget, steps=steps, batch_size=batch)
         shown.update(params=fmt_si(params), macs=fmt_si(macs), throughput=fmt_si(fps, " seq/s"), budget=budget)
         own = e.kind == "run" and rec.model.package != EXTERNAL  # scored elsewhere: not our hardware or time
         hw = _hardware(rec) if own else "—"
-        wall = e.wall_time_s if own else None
-        raw.update(hardware=hw, wall_time_s=wall)
-        shown.update(hardware=hw, wall_time=fmt_seconds(wall))
+        train_time = e.train_wall_s if own else None
+        cpu = e.cpu_time_s if own else None
+        t = rec.train
+        raw.update(hardware=hw, train_time_s=train_time[0] if train_time else None, cpu_time_s=cpu[0] if cpu else None)
+        if e.n > 1:
+            raw.update(train_time_s_std=train_time[1] if train_time else None, cpu_time_s_std=cpu[1] if cpu else None)
+        raw.update(run_wall_time_s=e.wall_time_s if own else None, rescore=rescored_from(rec) is not None if own else None)
+        if own:
+            raw.update(train_macs=t.train_macs, sequences_seen=t.sequences_seen, stopped_early=t.stopped_early,
+                       attempts=t.attempts, notes="; ".join(e.notes) or None)
+        shown.update(hardware=hw, train_time=_time_cell(train_time, e.n, fmt_seconds), cpu_time=_time_cell(cpu, e.n, _cpu_seconds))
         rows.append(raw)
         cells.append(shown)
 
@@ -189,7 +275,7 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
         links=links,
         multi_links=multi,
     )
-    mark_best(table, lambda key, value: style_of(key, styles).fmt(value))
+    mark_best(table, lambda key, value: col_styles[key].fmt(value) if key in col_styles else style_of(key, styles).fmt(value))
     return table
 
 

@@ -5,13 +5,19 @@ after the ordered metrics, alphabetically. Markdown, CSV, LaTeX and HTML all rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from ..specs import MetricSpec
 from .table import fmt_float
 
-__all__ = ["MetricStyle", "Styles", "style_of", "styles_from_registry", "ordered"]
+__all__ = ["MetricStyle", "Styles", "style_of", "styles_from_registry", "ordered", "SIGNIFICANT"]
+
+#: significant digits a fixed-point metric column keeps for its smallest value
+SIGNIFICANT = 3
+MAX_DECIMALS = 12
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,19 @@ class MetricStyle:
 
     def fmt(self, value: float | None) -> str:
         return fmt_float(value, self.number_format)
+
+    def widened(self, values: Iterable[float | None]) -> MetricStyle:
+        """This style, with a fixed-point format (``.2f``) given enough decimals that the
+        column's smallest non-zero value keeps :data:`SIGNIFICANT` significant digits: a
+        per-pixel MSE of 0.0268 prints as ``0.0268``, not ``0.03``. Other formats are kept."""
+        m = re.fullmatch(r"(.*\.)(\d+)f", self.number_format)
+        small = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+        if m is None or not small:
+            return self
+        need = SIGNIFICANT - 1 - math.floor(math.log10(min(small)))
+        if need <= int(m.group(2)):
+            return self
+        return replace(self, number_format=f"{m.group(1)}{min(need, MAX_DECIMALS)}f")
 
 
 Styles = Mapping[str, MetricStyle]

@@ -15,9 +15,9 @@ from PIL import Image
 
 from ..fsutil import atomic_write_text
 from .entries import Entry, entries_for
-from .figures import fixed_sequence_image, horizon_curves, save_image, save_per_horizon
+from .figures import ComputeCurves, compute_curves, fixed_sequence_image, horizon_curves, save_compute_curves, save_image, save_per_horizon
 from .load import Loaded, LoadedRecord, TestSet, group_by_test_set
-from .measured import is_generated, measured_table, protocols_of, provenance
+from .measured import budget_statement, is_generated, measured_table, protocols_of, provenance
 from .reported import ReportedTable, reported_table
 from .presentation import Styles, styles_from_registry
 from .safety import cap, inside, md_code, md_text, portable, printable
@@ -70,6 +70,8 @@ class GroupBoard:
     image: Image.Image | None
     image_notes: list[str]
     curves: dict[str, dict[str, list[float]]]
+    #: validation quality against training compute, from the records' ``train.history``
+    compute: ComputeCurves | None = None
 
     def image_name(self, kind: str) -> str:
         suffix = "" if self.letter == "A" else f"-{self.letter}"
@@ -123,7 +125,9 @@ def build_board(
             tables = [(p, measured_table(ts, entries, p, link_base, styles)) for p in protocols_of(entries)]
             image, notes = fixed_sequence_image(ts, entries) if figures else (None, [])
             letter = chr(ord("A") + i) if i < 26 else f"Z{i}"
-            db.groups.append(GroupBoard(letter, ts, group, entries, tables, image, notes, horizon_curves(entries, styles)))
+            db.groups.append(
+                GroupBoard(letter, ts, group, entries, tables, image, notes, horizon_curves(entries, styles), compute_curves(entries, styles))
+            )
         db.reported = [(t, reported_table(t)) for t in reported if t.dataset == name]
         boards.append(db)
     problems = []
@@ -145,7 +149,8 @@ def _openstl_comparable(g: GroupBoard, db: DatasetBoard) -> bool:
 SEEDS_NOTE = (
     "Rows with n > 1 stand for the seeds of one model and config (same model, dataset and training configs, "
     "differing only in the seed): each value is the mean over the n runs ± their sample standard deviation "
-    "(n − 1); the Run cell links every seed's record; wall time is the mean; the pictures show the first seed."
+    "(n − 1), training time and CPU-seconds too; the Run cell links every seed's record; the pictures of test clips show "
+    "the first seed; the training-compute picture shades the range of the seeds."
 )
 TRIALS_NOTE = (
     "A row \"(best of N trials by val_…)\" stands for a `vpbench tune` search: the trial with the best value of "
@@ -162,9 +167,12 @@ def _aggregate_notes(entries: list[Entry]) -> list[str]:
     return out
 
 
-def _group_md(g: GroupBoard, h: str, multiple: bool, db: DatasetBoard) -> list[str]:
+def _group_md(g: GroupBoard, h: str, multiple: bool, db: DatasetBoard, budget_line: bool = True) -> list[str]:
     title = f"Test set {g.letter}: " if multiple else "Test set: "
-    out = [f"{h} {title}{g.test_set.describe()}", "", provenance([r.record for r in g.records]), ""]
+    out = [f"{h} {title}{g.test_set.describe()}", ""]
+    if budget_line and (budget := budget_statement(g.entries)):
+        out += [f"**{md_text(budget)}**", ""]
+    out += [provenance([r.record for r in g.records]), ""]
     for protocol, table in g.tables:
         text = PROTOCOLS.get(protocol, "as defined by the metric plugins.")
         if protocol == "openstl" and not _openstl_comparable(g, db):
@@ -174,18 +182,29 @@ def _group_md(g: GroupBoard, h: str, multiple: bool, db: DatasetBoard) -> list[s
     out += _aggregate_notes(g.entries)
     if not g.tables:
         out += ["These records hold no metric values (no metric plugins were available when they ran).", ""]
+    if g.compute is not None:
+        names = " and ".join(heading.removeprefix("validation ") for _, heading, _ in g.compute.panels)
+        out += [
+            f"Validation {md_text(names)} against {g.compute.axis_label}: one line per row (the mean over its seeds), "
+            "the band between its lowest and highest seed shaded:",
+            "",
+            f"![{g.test_set.dataset} validation quality against training compute]({g.image_name('train_compute')})",
+            "",
+        ]
     if g.image is not None:
         out += [
-            "Fixed test clips: input, ground truth, then each model's prediction (same clips for every row):",
+            "Fixed test clips: input, ground truth, then each model's prediction (same clips for every row; "
+            "a row of several seeds shows its first seed):",
             "",
             f"![{g.test_set.dataset} fixed test clips]({g.image_name('fixed_sequences')})",
             "",
         ]
     if g.curves:
+        panels = " and ".join(p.split(" (")[0].rstrip("↑↓") for p in g.curves)
         out += [
             "Per predicted frame:",
             "",
-            f"![{g.test_set.dataset} PSNR and SSIM per predicted frame]({g.image_name('per_horizon')})",
+            f"![{g.test_set.dataset} {md_text(panels)} per predicted frame]({g.image_name('per_horizon')})",
             "",
         ]
     if g.image_notes:
@@ -199,7 +218,9 @@ def _reported_md(t: ReportedTable, table: Table, h: str) -> list[str]:
     return out + ["", to_markdown(table), ""]
 
 
-def dataset_md(db: DatasetBoard, level: int) -> list[str]:
+def dataset_md(db: DatasetBoard, level: int, budget_lines: bool = True) -> list[str]:
+    """``budget_lines``: each test set states its training budget above its tables (a page of
+    one test set states it once, at its top, instead)."""
     h = "#" * level
     out = [f"{h} {db.name}", "", f"{h}# Measured", ""]
     multiple = len(db.groups) > 1
@@ -213,7 +234,7 @@ def dataset_md(db: DatasetBoard, level: int) -> list[str]:
     if not db.groups:
         out += [f"No measured runs on {db.name} yet.", ""]
     for g in db.groups:
-        out += _group_md(g, f"{h}##", multiple, db)
+        out += _group_md(g, f"{h}##", multiple, db, budget_lines)
     out += [f"{h}# Reported (published numbers, not measured here)", ""]
     if not db.reported:
         out += [f"No published reference tables are shipped for {db.name}.", ""]
@@ -259,8 +280,13 @@ def readme_md(board: Board, command: str = DEFAULT_COMMAND) -> str:
 
 
 def page_md(db: DatasetBoard, command: str = DEFAULT_COMMAND) -> str:
-    out = [header(command), "", "[All leaderboards](README.md)", "", CONVENTIONS, ""]
-    return _finish(out + dataset_md(db, 1))
+    """A dataset's page; with one test set (a track) its training budget comes first."""
+    out = [header(command), "", "[All leaderboards](README.md)", ""]
+    budget = budget_statement(db.groups[0].entries) if len(db.groups) == 1 else ""
+    if budget:
+        out += [f"**{md_text(budget)}**", ""]
+    out += [CONVENTIONS, ""]
+    return _finish(out + dataset_md(db, 1, budget_lines=not budget))
 
 
 def write_site(board: Board, out: Path, figures: bool = True, command: str = DEFAULT_COMMAND) -> list[Path]:
@@ -281,6 +307,9 @@ def write_site(board: Board, out: Path, figures: bool = True, command: str = DEF
                 if g.curves:
                     save_per_horizon(inside(out, out / g.image_name("per_horizon")), g.test_set, g.curves)
                     written.append(out / g.image_name("per_horizon"))
+                if g.compute is not None:
+                    save_compute_curves(inside(out, out / g.image_name("train_compute")), g.test_set, g.compute)
+                    written.append(out / g.image_name("train_compute"))
     return written
 
 
