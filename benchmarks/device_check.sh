@@ -38,13 +38,15 @@
 #   --parts LIST        comma-separated subset of env,install,tests,profile,runs,bench
 #   --models LIST       comma-separated subset of the models (profile and runs)
 #   --keep              keep the work folder (its path is printed)
+#   --time-scale N      multiply every time limit by N (a whole number, default 1): a rehearsal
+#                       on a loaded machine checks what the parts do, not how fast
 # Environment: PYTHON (default .venv/bin/python when present, else python3).
 set -uo pipefail
 
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 die() { echo "device_check.sh: $*" >&2; exit 2; }
 
-DEVICE=cuda TINY=0 WHEELS=.whl FORCE_WHEELS=0 VP_INSTALL=auto KEEP=0 MODELS=""
+DEVICE=cuda TINY=0 WHEELS=.whl FORCE_WHEELS=0 VP_INSTALL=auto KEEP=0 MODELS="" SCALE=1
 PARTS=env,install,tests,profile,runs,bench
 OUTDIR=${OUT:-}
 while [ $# -gt 0 ]; do
@@ -57,6 +59,7 @@ while [ $# -gt 0 ]; do
         --parts) PARTS=${2:-}; shift 2 || die "--parts needs a list, e.g. tests,profile" ;;
         --models) MODELS=${2:-}; shift 2 || die "--models needs a list, e.g. convlstm,shrvq" ;;
         --keep) KEEP=1; shift ;;
+        --time-scale) SCALE=${2:-}; shift 2 || die "--time-scale needs a whole number, e.g. 10" ;;
         -h|--help) usage; exit 0 ;;
         -*) die "unknown option '$1'; see --help" ;;
         *) OUTDIR=$1; shift ;;
@@ -64,6 +67,7 @@ while [ $# -gt 0 ]; do
 done
 case "$DEVICE" in cuda|cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'" ;; esac
 case "$VP_INSTALL" in auto|pip|shim) ;; *) die "--vpbench-install must be auto, pip or shim, got '$VP_INSTALL'" ;; esac
+case "$SCALE" in ""|*[!0-9]*|0) die "--time-scale must be a whole number of at least 1, got '$SCALE'" ;; esac
 for p in ${PARTS//,/ }; do
     case "$p" in env|install|tests|profile|runs|bench) ;; *) die "unknown part '$p' in --parts; parts: env,install,tests,profile,runs,bench" ;; esac
 done
@@ -111,7 +115,8 @@ part() {
 }
 skip() { say ""; say "=== $1: skipped: $2"; printf '%s\tskipped\t0\t%s\n' "$1" "$2" >> "$STATUS"; }
 tiny() { if [ "$TINY" = 1 ]; then echo "$2"; else echo "$1"; fi; }
-TOTAL=$(tiny 470 1200)  # seconds for all parts; the runs part gets what the others leave
+lim() { echo $(( $1 * SCALE )); }  # a time limit, scaled by --time-scale
+TOTAL=$(lim "$(tiny 470 1200)")  # seconds for all parts; the runs part gets what the others leave
 
 # ------------------------------------------------------------------------------ parts
 env_facts() {
@@ -199,10 +204,10 @@ bench() {
 export DEVICE TINY WHEELS FORCE_WHEELS VP_INSTALL SITE WORK ROOT PYTHON OUTDIR
 export -f have_module have_vpbench vpbench_shim install env_facts tests bench
 say "vpbench device check: device $DEVICE$( [ "$TINY" = 1 ] && echo ', tiny (rehearsal)'), output $OUTDIR, work $WORK"
-part install 60 "wheels from $WHEELS when missing; vpbench with its entry points" -- install
+part install "$(lim 60)" "wheels from $WHEELS when missing; vpbench with its entry points" -- install
 [ -d "$SITE" ] && export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 [ -f "$WORK/shim-path" ] && export PYTHONPATH=$(cat "$WORK/shim-path"):$PYTHONPATH
-part env 30 "machine, versions, where each package comes from" -- env_facts
+part env "$(lim 30)" "machine, versions, where each package comes from" -- env_facts
 cuda_ok=1
 if [ "$DEVICE" = cuda ] && ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     cuda_ok=0
@@ -210,10 +215,10 @@ fi
 if [ "$cuda_ok" = 0 ]; then
     for p in tests profile runs bench; do skip "$p" "--device cuda but torch sees no CUDA GPU (see env)"; done
 else
-    part tests "$(tiny 130 240)" "CUDA determinism, resume, bf16/fp16, metric parity (pytest tests/test_cuda.py)" -- tests
-    prof=(--device "$DEVICE" --out "$WORK/profile" --budget "$(tiny 100 220)")
+    part tests "$(lim "$(tiny 130 240)")" "CUDA determinism, resume, bf16/fp16, metric parity (pytest tests/test_cuda.py)" -- tests
+    prof=(--device "$DEVICE" --out "$WORK/profile" --budget "$(lim "$(tiny 100 220)")")
     runs=(--device "$DEVICE" --out "$WORK/runs" --data-root "$VPBENCH_DATA")
-    [ "$TINY" = 1 ] && { prof+=(--tiny); runs+=(--tiny --cap 100); }
+    [ "$TINY" = 1 ] && { prof+=(--tiny); runs+=(--tiny --cap "$(lim 100)"); }
     trained=""
     if [ -n "$MODELS" ]; then
         prof+=(--models "$MODELS")
@@ -221,13 +226,13 @@ else
 print(','.join(m for m in sys.argv[1].split(',') if m in r.models and r.models.get(m).trainable))" "$MODELS")
         runs+=(--models "$trained")
     fi
-    part profile "$(tiny 110 240)" "vpbench profile of every model, Moving-MNIST, batch $(tiny 16 2), vs OpenSTL V100" -- \
+    part profile "$(lim "$(tiny 110 240)")" "vpbench profile of every model, Moving-MNIST, batch $(tiny 16 2), vs OpenSTL V100" -- \
         "$PYTHON" benchmarks/device_profile.py "${prof[@]}"
     if [ -n "$MODELS" ] && [ -z "$trained" ]; then
         skip runs "no trainable model among --models $MODELS"
     else
         # the runs get what the earlier parts left of the total (at least 60 s, at most 300 s)
-        limit=$(( TOTAL - SECONDS - 15 )); [ "$limit" -gt 300 ] && limit=300; [ "$limit" -lt 60 ] && limit=60
+        limit=$(( TOTAL - SECONDS - 15 )); [ "$limit" -gt "$(lim 300)" ] && limit=$(lim 300); [ "$limit" -lt "$(lim 60)" ] && limit=$(lim 60)
         part runs "$limit" "short Moving-MNIST run of every trained model, records" -- \
             "$PYTHON" benchmarks/device_runs.py "${runs[@]}" --budget $((limit - 10))
     fi
@@ -236,7 +241,7 @@ print(','.join(m for m in sys.argv[1].split(',') if m in r.models and r.models.g
     elif ! have_module ray; then
         skip bench "ray is not installed and its wheel (79 MB) does not fit the 64 MiB carried: --gpus-per-run unproven"
     else
-        part bench 60 "vpbench bench glyphs-tiny --gpus-per-run 1 (Ray)" -- bench
+        part bench "$(lim 60)" "vpbench bench glyphs-tiny --gpus-per-run 1 (Ray)" -- bench
     fi
 fi
 
