@@ -41,6 +41,9 @@ __all__ = ["SHRVQVAE"]
 class SHRVQVAE(vpbench.VideoModel):
     """HR-VQVAE (stride 4, codebook tree of n layers x branching M) + ST-PixelCNN prior."""
 
+    #: with ``model.sampling=sample`` (the default) each prediction draws its future from the prior
+    stochastic = True
+
     class Config(vpbench.ComponentConfig):
         training: Literal["disjoint", "joint"] = Field("disjoint", description="disjoint (Eq. 4 then Eq. 7) or joint (adds Eq. 9)")
         # HR-VQVAE

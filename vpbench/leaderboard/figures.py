@@ -137,11 +137,13 @@ def horizon_curves(entries: Sequence[Entry], styles: Styles, panels: int | None 
     if not protocols:
         return curves
     protocol = protocols[0]
-    names = ordered({n for e in entries for n in e.metrics.get(protocol, {})}, styles)
+    names = ordered(  # a set-level metric (FVD) has one value per test set, no curve
+        {n for e in entries for n, r in e.metrics.get(protocol, {}).items() if r.level != "set" and r.per_frame}, styles
+    )
     for name in names[:panels]:
         for e in entries:
             res = e.metrics.get(protocol, {}).get(name)
-            if res is not None:
+            if res is not None and res.per_frame:
                 arrow = "↑" if res.higher_is_better else "↓"
                 curves.setdefault(f"{style_of(name, styles).heading}{arrow} ({protocol})", {})[e.label] = res.per_frame
     return curves
