@@ -113,7 +113,7 @@ def test_set_level_metrics_use_every_draw(reg, outside, tmp_path):  # noqa: F811
 
 def test_samples_of_a_deterministic_model_are_a_one_line_error(reg, tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"^eval\.samples=2 draws several futures per clip, but model 'copy-last' is "
-                                          r"deterministic .*; set eval\.samples=1$"):
+                                          r"deterministic as configured .*; set eval\.samples=1$"):
         _run(reg, tmp_path / "r", ["eval.samples=2"], model="copy-last")
     assert not (tmp_path / "r").exists()
     with pytest.raises(SystemExit) as info:
@@ -123,6 +123,13 @@ def test_samples_of_a_deterministic_model_are_a_one_line_error(reg, tmp_path, ca
     assert len(err) == 1 and err[0].startswith("error: eval.samples=3 draws several futures")
 
 
-def test_the_sampler_of_s_hr_vqvae_declares_itself_stochastic() -> None:
-    assert get_registry().models.get("shrvq").load().stochastic is True
-    assert get_registry().models.get("copy-last").load().stochastic is False
+def test_s_hr_vqvae_is_stochastic_when_it_samples_and_deterministic_when_greedy() -> None:
+    from vpbench.components import build_model
+    from vpbench.interfaces import FrameShape
+
+    reg = get_registry()
+    tiny = dict(reg.models.get("shrvq").tiny)
+    shape = FrameShape(1, 64, 64)
+    assert build_model(reg, "shrvq", {**tiny, "sampling": "sample"}, shape, 10, 10).stochastic is True
+    assert build_model(reg, "shrvq", {**tiny, "sampling": "greedy"}, shape, 10, 10).stochastic is False
+    assert build_model(reg, "copy-last", {}, shape, 10, 10).stochastic is False

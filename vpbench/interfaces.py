@@ -171,8 +171,9 @@ class VideoModel(nn.Module, abc.ABC):
 
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
     #: whether :meth:`predict` draws a random future (a sampler): only such a model may be
-    #: scored on several samples per clip (``eval.samples``)
-    stochastic: ClassVar[bool] = False
+    #: scored on several samples per clip (``eval.samples``). A class attribute; a model whose
+    #: config decides (a sampler that can also decode greedily) sets it in ``__init__``.
+    stochastic: bool = False
 
     def __init__(self, config: ComponentConfig, frame_shape: FrameShape, context: int, horizon: int) -> None:
         super().__init__()

@@ -41,7 +41,8 @@ __all__ = ["SHRVQVAE"]
 class SHRVQVAE(vpbench.VideoModel):
     """HR-VQVAE (stride 4, codebook tree of n layers x branching M) + ST-PixelCNN prior."""
 
-    #: with ``model.sampling=sample`` (the default) each prediction draws its future from the prior
+    #: with ``model.sampling=sample`` (the default) each prediction draws its future from the
+    #: prior; greedy and best-leaf decoding are deterministic (set per instance in ``__init__``)
     stochastic = True
 
     class Config(vpbench.ComponentConfig):
@@ -113,6 +114,7 @@ class SHRVQVAE(vpbench.VideoModel):
     def __init__(self, config: Config, frame_shape: vpbench.FrameShape, context: int, horizon: int) -> None:
         super().__init__(config, frame_shape, context, horizon)
         cfg = config
+        self.stochastic = cfg.sampling == "sample"
         c, h, w = frame_shape.as_tuple()
         s = cfg.stride
         if h % s or w % s:

@@ -74,8 +74,8 @@ def choose_metrics(registry: Registry, cfg: EvalConfig, echo: Echo) -> Metrics:
 
 def check_samples(cfg: EvalConfig, name: str, model: VideoModel | None) -> int:
     """The draws per clip of ``eval.samples``: more than one only for a stochastic model."""
-    if cfg.samples > 1 and (model is None or not type(model).stochastic):
-        what = f"model {name!r} is deterministic" if model is not None else f"predictions {name!r} are one file"
+    if cfg.samples > 1 and (model is None or not model.stochastic):
+        what = f"model {name!r} is deterministic as configured" if model is not None else f"predictions {name!r} are one file"
         raise ConfigError(
             f"eval.samples={cfg.samples} draws several futures per clip, but {what} (every draw would be the same); "
             f"set eval.samples=1"
