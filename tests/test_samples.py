@@ -82,6 +82,15 @@ def test_samples_record_mean_and_best_of_n_beside_the_first_draw(reg, tmp_path):
     assert four.artifacts["samples"]["draws"] == 4
     assert parse_sampled(sampled_key("openstl", "best", 4)) == ("openstl", "best", 4)
 
+    # what `vpbench run` prints: the baseline's cells under their own columns, none under the draws'
+    from vpbench.cli.run import metrics_table
+
+    lines = metrics_table(four).splitlines()
+    head = lines[0].split()
+    assert head[:3] == ["model", "mse↓", "ssim↑"] and "[openstl-best-of-4]" in lines[0]
+    baseline = next(line.split() for line in lines if line.startswith("copy-last"))
+    assert len(baseline) == 3 and float(baseline[1]) == pytest.approx(four.baselines["copy-last"]["openstl"]["mse"].mean, rel=1e-3)
+
     again = _run(reg, tmp_path / "again", ["eval.samples=4"])
     assert again.metrics == four.metrics  # same seed, same draws
     other = _run(reg, tmp_path / "other", ["eval.samples=4", "seed=1"])

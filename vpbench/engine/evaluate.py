@@ -240,15 +240,16 @@ def evaluate(
         res.sequences = total
         res.nan_frames = nan_frames[pname]
         k = n_draws[pname]
+        mean: dict[str, dict[str, MetricResult]] = {}  # the draws' keys, after the plain protocols
+        best: dict[str, dict[str, MetricResult]] = {}
         for m, e in zip(frame, entries):
             v = values[pname][e]
             res.metrics.setdefault(m.protocol, {})[m.name] = _frame_result(_mean_curve(v[0], sizes, total), m.higher_is_better)
             if k > 1:
-                mean_key, best_key = sampled_key(m.protocol, MEAN, k), sampled_key(m.protocol, BEST, k)
-                res.metrics.setdefault(mean_key, {})[m.name] = _frame_result(
+                mean.setdefault(sampled_key(m.protocol, MEAN, k), {})[m.name] = _frame_result(
                     _mean_curve(v.mean(0), sizes, total), m.higher_is_better
                 )
-                res.metrics.setdefault(best_key, {})[m.name] = _frame_result(
+                best.setdefault(sampled_key(m.protocol, BEST, k), {})[m.name] = _frame_result(
                     _mean_curve(best_of(v, m.higher_is_better), sizes, total), m.higher_is_better
                 )
         for i, m in enumerate(sets):
@@ -257,7 +258,9 @@ def evaluate(
                 continue
             res.metrics.setdefault(m.protocol, {})[m.name] = _set_result(m.metric, first[i, pname], m.higher_is_better)
             if (i, pname) in every:
-                res.metrics.setdefault(sampled_key(m.protocol, MEAN, k), {})[m.name] = _set_result(
+                mean.setdefault(sampled_key(m.protocol, MEAN, k), {})[m.name] = _set_result(
                     m.metric, every[i, pname], m.higher_is_better
                 )
+        res.metrics.update(mean)
+        res.metrics.update(best)
     return results
