@@ -284,6 +284,8 @@ class SetMetric(abc.ABC):
         """:meth:`update` of several predictors' states with their predictions of one target.
 
         A metric overrides it to compute what depends on ``true`` alone once for all of them.
+        A state may appear more than once (the draws of a stochastic model, ``eval.samples``):
+        it is then updated once per prediction, in order.
         """
         for state, pred in zip(states, preds, strict=True):
             self.update(state, pred, true, context)
