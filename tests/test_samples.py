@@ -110,7 +110,9 @@ def test_samples_record_mean_and_best_of_n_beside_the_first_draw(reg, tmp_path):
     page = next((tmp_path / "board").glob("glyphs*.md")).read_text()
     assert "Protocol `openstl-best-of-4`: protocol openstl with each clip scored on 4 futures" in page
     assert "Protocol `openstl-mean-of-4`" in page and "Not comparable with single-draw numbers." in page
-    assert f"{best['mse'].mean:.4g}" in page.split("Protocol `openstl-best-of-4`")[1]
+    best_table = page.split("Protocol `openstl-best-of-4`")[1].split("Protocol `")[0]
+    assert f"{best['mse'].mean:.2f}" in best_table
+    assert "| noisy" in best_table and "copy-last" not in best_table  # a deterministic baseline has no draws
 
 
 def test_set_level_metrics_use_every_draw(reg, outside, tmp_path):  # noqa: F811

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import EXTERNAL, RunRecord
+from ..sampled import parse_sampled
 from .entries import Entry
 from .presentation import MetricStyle, Styles, ordered, style_of
 from .safety import cap, md_text, portable
@@ -125,6 +126,8 @@ def _metric_cell(e: Entry, protocol: str, metric: str, style: MetricStyle) -> st
 
 def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, link_base: Path | None = None, styles: Styles | None = None) -> Table:
     styles = {} if styles is None else styles
+    if parse_sampled(protocol) is not None:  # several draws per clip: only the rows scored so (no deterministic ones)
+        entries = [e for e in entries if protocol in e.metrics]
     metrics = metric_columns(entries, protocol, styles)
     has_macs = any(_profile_value(e.profile, "macs") is not None for e in entries)
     has_fps = any(_profile_value(e.profile, "throughput") is not None for e in entries)
