@@ -659,7 +659,7 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch: pytest.MonkeyPatch
     (A plugin that crashes before training is reported by the pre-flight as a contract
     violation naming the plugin; see tests/test_preflight.py.)
     """
-    import vpbench.engine.run as run_module
+    import vpbench.engine.pipeline as run_module  # every scoring command writes its record there
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         return 1 / 0

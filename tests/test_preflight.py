@@ -122,7 +122,7 @@ def test_a_correct_plugin_passes_the_preflight_and_trains(toy_ok, tmp_path):
 
 def test_preflight_does_not_change_what_training_does(tmp_path, registry, small_glyphs, monkeypatch):
     """The pre-flight restores the random state and the train mode: a run with it trains as one without it."""
-    import vpbench.engine.preflight as mod
+    import vpbench.engine.pipeline as mod  # where every scoring command calls the pre-flight
 
     sets = [*small_glyphs, "train.max_steps=3", "train.batch_size=4", "train.eval_every=3",
             "eval.profile=false", "model.noise=0.1", "eval.metrics=[mse]"]

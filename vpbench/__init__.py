@@ -17,14 +17,14 @@ from .errors import CheckpointError, ConfigError, DataError, VpbenchError
 from .specs import DatasetSpec, MetricSpec, ModelSpec
 
 if TYPE_CHECKING:
-    from .interfaces import FrameShape, Metric, Stage, StepOutput, VideoDataset, VideoModel
+    from .interfaces import FrameShape, Metric, SetMetric, SetValue, Stage, StepOutput, VideoDataset, VideoModel
 
 __version__ = "0.1.0"
 
 #: Marker for hook implementations: ``@vpbench.hookimpl def register_models(register): ...``
 hookimpl = pluggy.HookimplMarker("vpbench")
 
-_LAZY = {"FrameShape", "Metric", "Stage", "StepOutput", "VideoDataset", "VideoModel"}
+_LAZY = {"FrameShape", "Metric", "SetMetric", "SetValue", "Stage", "StepOutput", "VideoDataset", "VideoModel"}
 
 
 def __getattr__(name: str) -> Any:
@@ -45,6 +45,8 @@ __all__ = [
     "Stage",
     "StepOutput",
     "Metric",
+    "SetMetric",
+    "SetValue",
     "ModelSpec",
     "DatasetSpec",
     "MetricSpec",

@@ -9,7 +9,7 @@ from typing import Any
 
 from .config import validate_section
 from .errors import ConfigError, PluginError
-from .interfaces import FrameShape, Metric, VideoDataset, VideoModel
+from .interfaces import FrameShape, Metric, SetMetric, VideoDataset, VideoModel
 from .plugins import Registry, fault_line, without_hint
 
 __all__ = ["BoundMetric", "build_dataset", "build_model", "build_metrics"]
@@ -35,12 +35,17 @@ def build_model(
 
 @dataclass(frozen=True)
 class BoundMetric:
-    """A metric instance under one protocol."""
+    """A metric instance under one protocol: per clip and frame (:class:`Metric`) or of the
+    whole test set (:class:`SetMetric`, ``level == "set"``)."""
 
     name: str
     protocol: str
     higher_is_better: bool
-    metric: Metric
+    metric: Metric | SetMetric
+
+    @property
+    def level(self) -> str:
+        return "set" if isinstance(self.metric, SetMetric) else "frame"
 
 
 def _broken(registry: Registry, name: str, names: Sequence[str] | None, exc: Exception) -> str:
@@ -88,6 +93,12 @@ def build_metrics(
                 if cls is None:
                     cls = spec.load()
                 metric = cls(protocol=protocol)
+                want = SetMetric if spec.level == "set" else Metric
+                if not isinstance(metric, want):
+                    raise PluginError(
+                        f"its spec says level={spec.level!r}, so its target must be a vpbench.{want.__name__} "
+                        f"subclass; got {type(metric).__name__}"
+                    )
                 reason = metric.available()
             # The metric's own code (import, constructor, available()) may raise anything: one
             # broken metric that nobody asked for by name must not stop every run.

@@ -108,6 +108,10 @@ class EvalConfig(ComponentConfig):
     protocols: list[str] = Field(["openstl"], min_length=1, description="metric protocols reported side by side (at least one)")
     max_sequences: int | None = Field(None, ge=1, description="evaluate only the first N test clips")
     profile: bool = Field(True, description="store parameters, FLOPs, throughput and peak memory in the record")
+    samples: int = Field(
+        1, ge=1, le=1000,
+        description="futures drawn per test clip for a stochastic model: records mean and best-of-N beside the first draw",
+    )
 
 
 class RunConfig(ComponentConfig):

@@ -171,6 +171,10 @@ class VideoModel(nn.Module, abc.ABC):
     """
 
     Config: ClassVar[type[ComponentConfig]] = ComponentConfig
+    #: whether :meth:`predict` draws a random future (a sampler): only such a model may be
+    #: scored on several samples per clip (``eval.samples``). A class attribute; a model whose
+    #: config decides (a sampler that can also decode greedily) sets it in ``__init__``.
+    stochastic: bool = False
 
     def __init__(self, config: ComponentConfig, frame_shape: FrameShape, context: int, horizon: int) -> None:
         super().__init__()
@@ -281,6 +285,8 @@ class SetMetric(abc.ABC):
         """:meth:`update` of several predictors' states with their predictions of one target.
 
         A metric overrides it to compute what depends on ``true`` alone once for all of them.
+        A state may appear more than once (the draws of a stochastic model, ``eval.samples``):
+        it is then updated once per prediction, in order.
         """
         for state, pred in zip(states, preds, strict=True):
             self.update(state, pred, true, context)

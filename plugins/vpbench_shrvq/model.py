@@ -41,6 +41,10 @@ __all__ = ["SHRVQVAE"]
 class SHRVQVAE(vpbench.VideoModel):
     """HR-VQVAE (stride 4, codebook tree of n layers x branching M) + ST-PixelCNN prior."""
 
+    #: with ``model.sampling=sample`` (the default) each prediction draws its future from the
+    #: prior; greedy and best-leaf decoding are deterministic (set per instance in ``__init__``)
+    stochastic = True
+
     class Config(vpbench.ComponentConfig):
         training: Literal["disjoint", "joint"] = Field("disjoint", description="disjoint (Eq. 4 then Eq. 7) or joint (adds Eq. 9)")
         # HR-VQVAE
@@ -112,6 +116,7 @@ class SHRVQVAE(vpbench.VideoModel):
     def __init__(self, config: Config, frame_shape: vpbench.FrameShape, context: int, horizon: int) -> None:
         super().__init__(config, frame_shape, context, horizon)
         cfg = config
+        self.stochastic = cfg.sampling == "sample"
         c, h, w = frame_shape.as_tuple()
         s = cfg.stride
         if h % s or w % s:

@@ -18,7 +18,8 @@ Examples:
 Models: prediction shape/range at two geometries, backward through every stage, state_dict
 round trip, seeded construction. Datasets: spec agrees, split lengths, clip shape/range,
 deterministic val/test and checksum, valid fixed clips (skipped when data is not prepared).
-Metrics, per protocol: direction, [B, S] output, perfect prediction scores best, batching.
+Metrics, per protocol: direction, [B, S] output, perfect prediction scores best, batching;
+set-level metrics: direction, one finite SetValue, perfect scores best, batching, update_many.
 The same checks run in pytest through vpbench.testing (see docs/plugins.md).
 """
 

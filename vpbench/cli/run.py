@@ -36,20 +36,23 @@ def metrics_table(record: object) -> str:
     """Mean metrics of the model and its baselines, one row each, per protocol; LPIPS first."""
     from tabulate import tabulate
 
-    rows = []
-    headers: list[str] = ["model"]
     series = {record.model.name: record.metrics, **record.baselines}  # type: ignore[attr-defined]
-    first = True
-    for name, by_protocol in series.items():
-        row: list[object] = [name]
+    # columns: every (protocol, metric) of any row, in first-seen order (the model's mean and
+    # best-of-N keys, which the baselines lack, stay in their own columns)
+    columns: dict[tuple[str, str], str] = {}
+    for by_protocol in series.values():
         for protocol, metrics in by_protocol.items():
             # LPIPS leads: on digits-on-black data SSIM and MSE rank an empty frame high (README)
             for metric, res in sorted(metrics.items(), key=lambda kv: kv[0] != "lpips"):
-                if first:
-                    arrow = "↑" if res.higher_is_better else "↓"
-                    headers.append(f"{metric}{arrow}" + ("" if protocol == "openstl" else f" [{protocol}]"))
-                row.append(res.mean)
-        first = False
+                arrow = "↑" if res.higher_is_better else "↓"
+                columns.setdefault((protocol, metric), f"{metric}{arrow}" + ("" if protocol == "openstl" else f" [{protocol}]"))
+    headers: list[str] = ["model", *columns.values()]
+    rows = []
+    for name, by_protocol in series.items():
+        row: list[object] = [name]
+        for protocol, metric in columns:
+            res = by_protocol.get(protocol, {}).get(metric)
+            row.append(res.mean if res is not None else "")
         rows.append(row)
     return tabulate(rows, headers, floatfmt=".4g")
 

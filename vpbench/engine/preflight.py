@@ -12,6 +12,7 @@ run with the pre-flight trains exactly as one without it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +23,12 @@ from torch import Tensor
 
 from ..components import BoundMetric
 from ..errors import ConfigError, ContractError, DataError, VpbenchError
-from ..interfaces import VideoDataset, VideoModel
+from ..interfaces import SetMetric, SetValue, VideoDataset, VideoModel
 from ..plugins import Registry, fault_line, without_hint
 from .evaluate import Predictor
 from .rng import capture_rng, restore_rng
 
-__all__ = ["PLUGIN_FAULTS", "Preflight", "component", "metric_policy", "preflight_run", "check_clips", "check_prediction_values", "check_metric_values", "preflight"]
+__all__ = ["PLUGIN_FAULTS", "Preflight", "component", "metric_policy", "check_clips", "check_prediction_values", "check_metric_values", "check_set_value", "preflight"]
 
 #: What a plugin's code raises when it breaks the contract (wrong shapes, missing axes,
 #: bad dtypes): reported as a violation naming the plugin rather than as a traceback.
@@ -160,6 +161,27 @@ def check_metric_values(pf: Preflight, who: str, values: Any, batch: int, horizo
     return True
 
 
+def _set_value(metric: SetMetric, pred: Tensor, true: Tensor, context: Tensor) -> Any:
+    """A set-level metric over one batch: a fresh state, one update, compute."""
+    state = metric.new_state()
+    metric.update(state, pred, true, context)
+    return metric.compute(state)
+
+
+def check_set_value(pf: Preflight, who: str, got: Any, clips: int) -> bool:
+    """``compute`` returns a :class:`~vpbench.interfaces.SetValue` with a finite value."""
+    if not isinstance(got, SetValue):
+        pf.add(who, f"compute must return a vpbench.SetValue (one value for the whole set); got {type(got).__name__}")
+        return False
+    if isinstance(got.value, bool) or not isinstance(got.value, (int, float)):
+        pf.add(who, f"compute must return SetValue(value=<float>); got value of type {type(got.value).__name__}")
+        return False
+    if not math.isfinite(got.value):
+        pf.add(who, f"compute must return a finite value on {clips} finite clips; got {got.value}")
+        return False
+    return True
+
+
 def _draw(pf: Preflight, who: str, dataset: VideoDataset, split: str) -> list[Any] | None:
     data = pf.call(who, f"split({split!r})", lambda: dataset.split(split))  # type: ignore[arg-type]
     if data is None:
@@ -206,9 +228,14 @@ def _run(
             continue
         for mwho, m in metrics:
             mpf = Preflight()
-            values = mpf.call(mwho, "per_frame", lambda m=m: m.metric.per_frame(pred.float(), true))  # type: ignore[misc]
-            if values is not None:
-                check_metric_values(mpf, mwho, values, b, S)
+            if isinstance(m.metric, SetMetric):
+                got = mpf.call(mwho, "new_state/update/compute", lambda m=m: _set_value(m.metric, pred.float(), true, ctx))  # type: ignore[misc]
+                if got is not None:
+                    check_set_value(mpf, mwho, got, b)
+            else:
+                values = mpf.call(mwho, "per_frame", lambda m=m: m.metric.per_frame(pred.float(), true))  # type: ignore[misc]
+                if values is not None:
+                    check_metric_values(mpf, mwho, values, b, S)
             for line in mpf.violations:
                 faults.setdefault((m.name, line), []).append(m.protocol)
 
@@ -285,33 +312,6 @@ def component(registry: Registry, kind: str, name: str) -> str:
     """``"model 'flip' (package vpbench-flip 1.2.3)"``: how a violation names its component."""
     table = {"model": registry.models, "dataset": registry.datasets, "metric": registry.metrics}[kind]
     return f"{kind} {name!r} (package {table.entry(name).package})"  # type: ignore[attr-defined]
-
-
-def preflight_run(
-    registry: Registry,
-    model_name: str,
-    dataset_name: str,
-    dataset: VideoDataset,
-    model: VideoModel,
-    metrics: Sequence[BoundMetric],
-    device: torch.device,
-    requested: Sequence[str] | None = None,
-    warn: Callable[[str], None] | None = None,
-) -> list[BoundMetric]:
-    """The pre-flight of ``vpbench run`` (and ``eval``): the run's dataset, model and every metric.
-
-    ``requested`` is ``eval.metrics`` (None: every installed metric, none of them asked for
-    by name, so a broken one is left out with a warning). Returns the metrics to use.
-    """
-    return preflight(
-        dataset,
-        component(registry, "dataset", dataset_name),
-        [(component(registry, "model", model_name), model.predict)],
-        [(component(registry, "metric", m.name), m) for m in metrics],
-        device,
-        models=[model],
-        **metric_policy(registry, metrics, requested, warn),
-    )
 
 
 def metric_policy(

@@ -140,6 +140,8 @@ def write_pictures(
         for protocol, per_metric in r.metrics.items():
             for metric, value in per_metric.items():
                 assert isinstance(value, MetricResult)
+                if value.level == "set" or not value.per_frame:
+                    continue  # one value for the whole set: no curve
                 label = metric if protocol == "openstl" else f"{metric} ({protocol})"
                 curves.setdefault(label, {})[name] = value.per_frame
     if curves:

@@ -15,18 +15,17 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..components import build_metrics
 from ..config import apply_overrides, build_run_config
 from ..data.root import resolve_data_root
 from ..errors import ConfigError
 from ..hardware import resolve_device
 from ..plugins import Registry
-from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
-from .evaluate import Predictor, evaluate
-from .guards import check_measured, check_run_id, check_test_split
-from .preflight import preflight_run
+from ..records import ComponentInfo, RunRecord, TrainSummary
+from .guards import check_run_id, check_test_split
+from .pipeline import Subject, check_samples, choose_metrics, preflight_scoring, score_and_record
+from .preflight import component
 from .rng import seed_everything
-from .recording import baseline_predictors, build_record, count_params, profile_if, score_cache, write_pictures
+from .recording import count_params
 from .rundir import run_lock
 from .run import DEFAULT_COMPARE, RunDir
 from .saved import build_saved, read_run
@@ -84,43 +83,38 @@ def _rescore_run(req: EvalRequest, registry: Registry, echo: Echo, stack: ExitSt
         f"eval {req.run}: model {saved.model}, dataset {saved.dataset}, "
         + (f"checkpoint {ckpt.path} (step {ckpt.step})" if ckpt.path else "no checkpoint (untrained model)")
     )
-    metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
-    for name, why in unavailable.items():
-        echo(f"warning: metric {name} unavailable: {why}")
-    check_measured(metrics, unavailable, cfg.eval.protocols, registry)
+    metrics = choose_metrics(registry, cfg.eval, echo)
+    draws = check_samples(cfg.eval, saved.model, model)
     check_test_split(dataset)
-    metrics = preflight_run(registry, saved.model, saved.dataset, dataset, model, metrics, device,
-                            cfg.eval.metrics, warn=lambda m: echo(f"warning: {m}"))
+    metrics = preflight_scoring(
+        registry, dataset, saved.dataset, component(registry, "model", saved.model), model.predict, metrics, cfg.eval, device,
+        echo, models=[model],
+    )
     stack.enter_context(run_lock(out.root))  # nothing was written before this line
     _check_out(out, req.run)  # again, now that no other process can write it
 
-    predictors: dict[str, Predictor] = {saved.model: model.predict}
-    predictors.update(baseline_predictors(registry, req.compare, saved.model, dataset, device))
-    data_checksum = dataset.checksum()  # once: the baselines' score cache and the record
-    cache = score_cache(predictors, saved.model, dataset, data_checksum, device, cfg.eval.batch_size, cfg.eval.max_sequences)
-    results = evaluate(
-        predictors, dataset.split("test"), metrics, context=dataset.context, horizon=dataset.horizon, device=device,
-        batch_size=cfg.eval.batch_size, limit=cfg.eval.max_sequences, progress=req.progress, cache=cache,
-    )
-    artifacts = write_pictures(out.root, dataset, predictors, results, saved.model, model=model)
-    artifacts["rescored_from"] = {
-        "run": str(req.run),
-        "checkpoint": str(ckpt.path) if ckpt.path else None,
-        "checkpoint_kind": ckpt.kind,
-        "step": ckpt.step,
-    }
     state = ckpt.train_state or {}
     model_cfg = model.config.model_dump(mode="json")
     chose_best = ckpt.kind == "best"
-    record = build_record(
-        run_id=out.root.name,
-        argv=req.argv,
-        seed=cfg.seed,
-        model=ComponentInfo(name=saved.model, package=registry.models.entry(saved.model).package, config=model_cfg),
-        dataset_name=saved.dataset,
-        dataset=dataset,
+    record = score_and_record(
         registry=registry,
-        params=count_params(model),
+        dataset=dataset,
+        dataset_name=saved.dataset,
+        subject=Subject(
+            name=saved.model,
+            predict=model.predict,
+            info=ComponentInfo(name=saved.model, package=registry.models.entry(saved.model).package, config=model_cfg),
+            model=model,
+            params=count_params(model),
+            draws=draws,
+        ),
+        metrics=metrics,
+        cfg=cfg.eval,
+        seed=cfg.seed,
+        device=device,
+        compare=req.compare,
+        out=out.root,
+        argv=req.argv,
         train=TrainSummary(
             config=cfg.train.model_dump(mode="json"),
             steps_done=int(state.get("global_step", 0)),
@@ -130,14 +124,15 @@ def _rescore_run(req: EvalRequest, registry: Registry, echo: Echo, stack: ExitSt
             select_value=state.get("best_value") if chose_best else None,
             wall_time_s=float(state.get("wall_time_s", 0.0)),
         ),
-        results=results,
-        main=saved.model,
-        unavailable=unavailable,
-        artifacts=artifacts,
-        device=device,
         started=t0,
-        profile=profile_if(cfg.eval.profile, model, dataset, device, cfg.eval.batch_size),
-        data_checksum=data_checksum,
-    )
-    write_record(record, out.record)
+        progress=req.progress,
+        artifacts={
+            "rescored_from": {
+                "run": str(req.run),
+                "checkpoint": str(ckpt.path) if ckpt.path else None,
+                "checkpoint_kind": ckpt.kind,
+                "step": ckpt.step,
+            }
+        },
+    ).record
     return record, out.root

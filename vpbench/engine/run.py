@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +20,16 @@ from ..fsutil import atomic_write_text
 from ..hardware import resolve_device
 from ..interfaces import VideoModel
 from ..plugins import Registry
-from ..records import ComponentInfo, RunRecord, write_record
+from ..records import ComponentInfo, RunRecord
 from .blankcheck import DEFAULT_COMPARE, FLAG_BELOW_BLANK, below_blank
 from .budget import MacCounts, TrainPlan, plan_training
 from .checkpoint import load_checkpoint, load_model_state
 from .costs import train_summary
-from .evaluate import Predictor, evaluate
-from .guards import check_compare, check_measured, check_run_dir, check_run_id, check_test_split, check_trainable
-from .preflight import preflight_run
-from .recording import baseline_predictors, build_record, count_params, profile_if, score_cache, write_pictures
+from .evaluate import EvalResult
+from .guards import check_compare, check_run_dir, check_run_id, check_test_split, check_trainable
+from .pipeline import Subject, check_samples, choose_metrics, preflight_scoring, score_and_record
+from .preflight import component
+from .recording import count_params
 from .rng import deterministic_kernels, seed_everything
 from .rundir import run_lock
 from .selection import resolve_select_metric
@@ -220,19 +221,19 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
     shape = dataset.frame_shape
     model = build_model(registry, res.model, cfg.model, shape, dataset.context, dataset.horizon).to(device)
     model_cfg = model.config.model_dump(mode="json")
-    metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
-    for name, why in unavailable.items():
-        echo(f"warning: metric {name} unavailable: {why}")
-    check_measured(metrics, unavailable, cfg.eval.protocols, registry)
-    metrics = preflight_run(registry, res.model, res.dataset, dataset, model, metrics, device,  # before any training
-                            cfg.eval.metrics, warn=lambda m: echo(f"warning: {m}"))
+    metrics = choose_metrics(registry, cfg.eval, echo)
+    draws = check_samples(cfg.eval, res.model, model)
+    metrics = preflight_scoring(  # before any training
+        registry, dataset, res.dataset, component(registry, "model", res.model), model.predict, metrics, cfg.eval, device,
+        echo, models=[model],
+    )
 
     stages = model.stages()
     select = None
     plan: TrainPlan | None = None
     counts = MacCounts(dataset.data_root)  # written with the record: a refused run writes nothing
     if stages and (cfg.train.max_steps > 0 or cfg.train.budget is not None):
-        select = _select_metric(metrics, registry, cfg.train.select_metric, echo)
+        select = _select_metric(metrics.bound, registry, cfg.train.select_metric, echo)
         check_trainable(stages, cfg.train, dataset, needs_val=any(s.selects for s in stages))
         plan = plan_training(model, dataset, cfg.train, device, cache=counts)
         cfg = _with_planned_steps(cfg, plan, echo)
@@ -285,53 +286,42 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
             load_model_state(model, payload["state_dict"], best)
     model.eval()
 
-    predictors: dict[str, Predictor] = {res.model: model.predict}
-    predictors.update(baseline_predictors(registry, req.compare, res.model, dataset, device))
-    data_checksum = dataset.checksum()  # once: the baselines' score cache and the record
-    cache = score_cache(predictors, res.model, dataset, data_checksum, device, cfg.eval.batch_size, cfg.eval.max_sequences)
-    results = evaluate(
-        predictors,
-        dataset.split("test"),
-        metrics,
-        context=dataset.context,
-        horizon=dataset.horizon,
-        device=device,
-        batch_size=cfg.eval.batch_size,
-        limit=cfg.eval.max_sequences,
-        progress=req.progress,
-        cache=cache,
-    )
-    baselines = {k: v.metrics for k, v in results.items() if k != res.model}
-    flags: list[str] = []
-    below = None
-    if state is not None and select is not None:
-        below = below_blank(results[res.model].metrics, baselines, select.name, select.protocol)
-    if below is not None:
-        flags.append(FLAG_BELOW_BLANK)
+    def flags(results: Mapping[str, EvalResult]) -> list[str]:
+        if state is None or select is None:
+            return []
+        baselines = {k: v.metrics for k, v in results.items() if k != res.model}
+        return [FLAG_BELOW_BLANK] if below_blank(results[res.model].metrics, baselines, select.name, select.protocol) else []
 
-    artifacts = write_pictures(rd.root, dataset, predictors, results, res.model, model=model)
-    record = build_record(
-        run_id=rd.root.name,
-        argv=req.argv,
-        seed=cfg.seed,
-        model=ComponentInfo(name=res.model, package=registry.models.entry(res.model).package, config=model_cfg),
-        dataset_name=res.dataset,
-        dataset=dataset,
+    record = score_and_record(
         registry=registry,
-        params=count_params(model),
-        train=train_summary(cfg.train, state, select.name if select else None),
-        results=results,
-        main=res.model,
-        unavailable=unavailable,
-        artifacts=artifacts,
+        dataset=dataset,
+        dataset_name=res.dataset,
+        subject=Subject(
+            name=res.model,
+            predict=model.predict,
+            info=ComponentInfo(name=res.model, package=registry.models.entry(res.model).package, config=model_cfg),
+            model=model,
+            params=count_params(model),
+            draws=draws,
+        ),
+        metrics=metrics,
+        cfg=cfg.eval,
+        seed=cfg.seed,
         device=device,
+        compare=req.compare,
+        out=rd.root,
+        argv=req.argv,
+        train=train_summary(cfg.train, state, select.name if select else None),
         started=t0,
-        profile=profile_if(cfg.eval.profile, model, dataset, device, cfg.eval.batch_size),
+        progress=req.progress,
         flags=flags,
-        data_checksum=data_checksum,
+    ).record
+    below = (
+        below_blank(record.metrics, record.baselines, select.name, select.protocol)
+        if state is not None and select is not None
+        else None
     )
-    write_record(record, rd.record)
-    counts.flush()
+    counts.flush()  # the MAC counts of the stages, with the record
     if below is not None:
         echo(f"warning: {below}")
     if record.nan_frames:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..components import build_dataset, build_metrics
+from ..components import build_dataset
 from ..config import apply_overrides, build_run_config, load_yaml
 from ..data.root import resolve_data_root
 from ..errors import ConfigError, DataError
@@ -35,11 +35,9 @@ from ..hardware import resolve_device
 from ..interfaces import VideoDataset
 from ..npyformat import NpyHeader, read_npy_header
 from ..plugins import Registry
-from ..records import EXTERNAL, ComponentInfo, RunRecord, TrainSummary, write_record
-from .evaluate import Predictor, evaluate
-from .guards import check_measured, check_run_id, check_test_split
-from .preflight import component, metric_policy, preflight
-from .recording import baseline_predictors, build_record, write_pictures
+from ..records import EXTERNAL, ComponentInfo, RunRecord, TrainSummary
+from .guards import check_run_id, check_test_split
+from .pipeline import Subject, check_samples, choose_metrics, preflight_scoring, score_and_record
 from .rng import seed_everything
 from .rundir import run_lock
 
@@ -278,54 +276,43 @@ def _score_predictions(req: ScoreRequest, registry: Registry, echo: Echo, stack:
     )
     served = check_predictions(preds, ids, dataset, n, req.predictions, req.dataset)
 
-    metrics, unavailable = build_metrics(registry, cfg.eval.metrics, cfg.eval.protocols, warn=lambda m: echo(f"warning: {m}"))
-    for metric, why in unavailable.items():
-        echo(f"warning: metric {metric} unavailable: {why}")
-    check_measured(metrics, unavailable, cfg.eval.protocols, registry)
-    who = f"predictions {req.predictions.name} ({EXTERNAL})"
-    metrics = preflight(
-        dataset,
-        component(registry, "dataset", req.dataset),
-        [(who, _Served(served))],
-        [(component(registry, "metric", m.name), m) for m in metrics],
-        device,
-        prediction_bounds=UNCLIPPED_BOUNDS,
-        **metric_policy(registry, metrics, cfg.eval.metrics, lambda m: echo(f"warning: {m}")),
+    metrics = choose_metrics(registry, cfg.eval, echo)
+    check_samples(cfg.eval, req.name, None)
+    metrics = preflight_scoring(
+        registry, dataset, req.dataset, f"predictions {req.predictions.name} ({EXTERNAL})", _Served(served), metrics,
+        cfg.eval, device, echo, prediction_bounds=UNCLIPPED_BOUNDS,
     )
     if preds.dtype != np.uint8:
         check_values(preds, req.predictions)  # every clip (the pre-flight saw the first ones)
     stack.enter_context(run_lock(out))  # nothing was written before this line
     _check_out(out)  # again, now that no other process can write it
 
-    predictors: dict[str, Predictor] = {req.name: _Served(served)}
-    predictors.update(baseline_predictors(registry, req.compare, req.name, dataset, device))
-    results = evaluate(
-        predictors, test, metrics, context=dataset.context, horizon=dataset.horizon, device=device,
-        batch_size=cfg.eval.batch_size, limit=n, progress=req.progress,
-    )
-    artifacts = write_pictures(out, dataset, predictors, results, req.name, served=served)
-    record = build_record(
-        run_id=out.name,
-        argv=req.argv,
-        seed=cfg.seed,
-        model=ComponentInfo(
-            name=req.name,
-            package=EXTERNAL,
-            config={"predictions": req.predictions.name, "predictions_sha256": _sha256(req.predictions)},
-        ),
-        dataset_name=req.dataset,
-        dataset=dataset,
+    record = score_and_record(
         registry=registry,
-        params=(0, 0),
-        train=TrainSummary(config={}, steps_done=0),
-        results=results,
-        main=req.name,
-        unavailable=unavailable,
-        artifacts=artifacts,
+        dataset=dataset,
+        dataset_name=req.dataset,
+        subject=Subject(
+            name=req.name,
+            predict=_Served(served),
+            info=ComponentInfo(
+                name=req.name,
+                package=EXTERNAL,
+                config={"predictions": req.predictions.name, "predictions_sha256": _sha256(req.predictions)},
+            ),
+            served=served,
+        ),
+        metrics=metrics,
+        cfg=cfg.eval,
+        seed=cfg.seed,
         device=device,
+        compare=req.compare,
+        out=out,
+        argv=req.argv,
+        train=TrainSummary(config={}, steps_done=0),
         started=t0,
-    )
-    write_record(record, out / "record.json")
+        progress=req.progress,
+        limit=n,
+    ).record
     if record.nan_frames:
         echo(f"warning: {record.nan_frames} predicted frames contain NaN; their metrics are NaN in the record")
     return record, out

@@ -20,8 +20,13 @@ __all__ = ["auto_candidates", "resolve_select_metric"]
 
 
 def auto_candidates(registry: Registry) -> list[str]:
-    """Metrics that ``auto`` may choose, in order of their ``auto_select_rank``."""
-    ranked = [(r.spec.auto_select_rank, r.spec.name) for r in registry.metrics if r.spec.auto_select_rank is not None]
+    """Metrics that ``auto`` may choose, in order of their ``auto_select_rank``: never a set-level
+    one (FVD needs a whole set per validation pass; ``train.select_metric=NAME`` can still ask for it)."""
+    ranked = [
+        (r.spec.auto_select_rank, r.spec.name)
+        for r in registry.metrics
+        if r.spec.auto_select_rank is not None and r.spec.level != "set"
+    ]
     return [name for _, name in sorted(ranked, key=lambda t: (t[0] or 0, t[1]))]
 
 

@@ -125,11 +125,17 @@ def mean_metrics(
             rs = [f for f in found if f is not None]
             if len({f.higher_is_better for f in rs}) > 1 or len({len(f.per_frame) for f in rs}) > 1:
                 continue
+            if len({f.level for f in rs}) > 1:
+                continue
             values = [f.mean for f in rs]
             mean = sum(values) / len(values)
             var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
             per_frame = [sum(col) / len(col) for col in zip(*(f.per_frame for f in rs))]
-            means.setdefault(protocol, {})[name] = MetricResult(mean=mean, per_frame=per_frame, higher_is_better=res.higher_is_better)
+            ns = {f.n for f in rs}
+            means.setdefault(protocol, {})[name] = MetricResult(
+                mean=mean, per_frame=per_frame, higher_is_better=res.higher_is_better, level=res.level,
+                n=ns.pop() if len(ns) == 1 else None,
+            )
             stds.setdefault(protocol, {})[name] = math.sqrt(var)
     return means, stds
 

@@ -167,14 +167,16 @@ def horizon_curves(entries: Sequence[Entry], styles: Styles, panels: int | None 
     if not protocols:
         return curves
     protocol = protocols[0]
-    names = ordered({n for e in entries for n in e.metrics.get(protocol, {}) if e.metrics[protocol][n].per_frame}, styles)
+    names = ordered(  # a set-level metric (FVD) has one value per test set, no curve
+        {n for e in entries for n, r in e.metrics.get(protocol, {}).items() if r.level != "set" and r.per_frame}, styles
+    )
     if panels is not None:
         names = [n for n in PER_FRAME_PANELS if n in names] + [n for n in names if n not in PER_FRAME_PANELS]
         names = ordered(names[:panels], styles)
     for name in names:
         for e in entries:
             res = e.metrics.get(protocol, {}).get(name)
-            if res is not None:
+            if res is not None and res.per_frame:
                 arrow = "↑" if res.higher_is_better else "↓"
                 curves.setdefault(f"{style_of(name, styles).heading}{arrow} ({protocol})", {})[e.label] = res.per_frame
     return curves

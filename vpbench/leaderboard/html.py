@@ -36,7 +36,7 @@ from .load import LoadedRecord
 from .measured import PROFILE_KEYS, budget_of, budget_statement, is_generated, provenance_text, rows_with_values
 from .presentation import Styles, ordered, style_of
 from .safety import TEXT_CAP, cap, inside, one_line, portable
-from .site import CONVENTIONS, OPENSTL_NOT_COMPARABLE, PROTOCOLS, SEEDS_NOTE, TRIALS_NOTE, Board, DatasetBoard, GroupBoard, _openstl_comparable
+from .site import CONVENTIONS, SEEDS_NOTE, TRIALS_NOTE, Board, DatasetBoard, GroupBoard, protocol_text
 from .rowkind import budget_words, joint_start, predates_joint, rescored_from
 from .table import Table, fmt_seconds, fmt_si
 
@@ -446,13 +446,6 @@ def _identity(g: GroupBoard) -> list[str]:
     ]
 
 
-def _protocol_text(protocol: str, g: GroupBoard, db: DatasetBoard) -> str:
-    text = PROTOCOLS.get(protocol, "as defined by the metric plugins.")
-    if protocol == "openstl" and not _openstl_comparable(g, db):
-        text = OPENSTL_NOT_COMPARABLE
-    return text
-
-
 def _filters(g: GroupBoard) -> list[str]:
     protocols = [p for p, _ in g.tables]
     families = sorted({e.model for e in g.entries})
@@ -504,7 +497,7 @@ def _group_page(db: DatasetBoard, g: GroupBoard, styles: Styles, run_pages: dict
         body += [
             f'<section class="track" data-protocol="{t(protocol)}">',
             f"<h2>Protocol <code>{t(protocol)}</code></h2>",
-            f"<p>{t(_protocol_text(protocol, g, db), 2000)}</p>",
+            f"<p>{t(protocol_text(protocol, g, db), 2000)}</p>",
             *_table(table, rows_with_values(g.entries, protocol), run_pages),
             "</section>",
         ]

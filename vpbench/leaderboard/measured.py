@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import EXTERNAL, RunRecord
+from ..sampled import parse_sampled
 from .entries import Entry
 from .presentation import MetricStyle, Styles, ordered, style_of
 from .rowkind import budget_words, joint_start, predates_joint, rescored_from
@@ -198,6 +199,8 @@ def measured_table(test_set: TestSet, entries: Sequence[Entry], protocol: str, l
     training's process time."""
     styles = {} if styles is None else styles
     entries = rows_with_values(entries, protocol)
+    if parse_sampled(protocol) is not None:  # several draws per clip: only the rows scored so (no deterministic ones)
+        entries = [e for e in entries if protocol in e.metrics]
     metrics = metric_columns(entries, protocol, styles)
     col_styles = column_styles(entries, protocol, metrics, styles)
     has_macs = any(_profile_value(e.profile, "macs") is not None for e in entries)

@@ -14,6 +14,7 @@ import pandas as pd
 from PIL import Image
 
 from ..fsutil import atomic_write_text
+from ..sampled import sampled_text
 from .entries import Entry, entries_for
 from .figures import ComputeCurves, compute_curves, fixed_sequence_image, horizon_curves, save_compute_curves, save_image, save_per_horizon
 from .load import Loaded, LoadedRecord, TestSet, group_by_test_set
@@ -158,6 +159,18 @@ TRIALS_NOTE = (
 )
 
 
+def protocol_text(protocol: str, g: GroupBoard, db: DatasetBoard) -> str:
+    """What a table's protocol means: its description, a sampled protocol's (several draws per
+    clip, :mod:`vpbench.sampled`), and which metrics are one value over the whole test set."""
+    text = PROTOCOLS.get(protocol) or sampled_text(protocol) or "as defined by the metric plugins."
+    if protocol == "openstl" and not _openstl_comparable(g, db):
+        text = OPENSTL_NOT_COMPARABLE
+    whole = sorted({n for e in g.entries for n, r in e.metrics.get(protocol, {}).items() if r.level == "set"})
+    if whole:
+        text += f" Set-level metrics ({', '.join(whole)}): one value over the whole test set, no per-frame curve."
+    return text
+
+
 def _aggregate_notes(entries: list[Entry]) -> list[str]:
     out = []
     if any(e.n > 1 for e in entries):
@@ -174,9 +187,7 @@ def _group_md(g: GroupBoard, h: str, multiple: bool, db: DatasetBoard, budget_li
         out += [f"**{md_text(budget)}**", ""]
     out += [provenance([r.record for r in g.records]), ""]
     for protocol, table in g.tables:
-        text = PROTOCOLS.get(protocol, "as defined by the metric plugins.")
-        if protocol == "openstl" and not _openstl_comparable(g, db):
-            text = OPENSTL_NOT_COMPARABLE
+        text = protocol_text(protocol, g, db)
         out += [f"Protocol `{protocol}`: {text}", ""]
         out += [to_markdown(table), ""]
     out += _aggregate_notes(g.entries)
