@@ -174,7 +174,18 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ validation
-    def _validate(self, state: TrainState, bar: Any) -> None:
+    def _saver(self, state: TrainState, opt: Any, rng: Any, started: float) -> Callable[[], None] | None:
+        """What saves last.pt after a validation that is reported (None: nothing is reported)."""
+        if self.on_validation is None:
+            return None
+
+        def save() -> None:
+            state.wall_time_s = time.monotonic() - started
+            self._save_last(state, opt, rng)
+
+        return save
+
+    def _validate(self, state: TrainState, bar: Any, save: Callable[[], None] | None = None) -> None:
         assert self.select is not None and self.val_split is not None
         sel = self.select
         self.model.eval()
@@ -204,6 +215,9 @@ class Trainer:
             state.history.append({"step": state.global_step, f"val_{sel.name}": value})
             state.last_validated = state.global_step
         bar.set_postfix({f"val_{sel.name}": f"{value:.4g}", "best@": state.best_step})
+        if save is not None:
+            with _defer_sigint():
+                save()
         if self.on_validation is not None:
             self.on_validation(state.global_step, {f"val_{sel.name}": value}, self.ckpt_dir)
 
@@ -292,7 +306,7 @@ class Trainer:
                 and (state.global_step % self.cfg.eval_every == 0 or state.stage_step == budget)
                 and state.last_validated < state.global_step
             ):
-                self._validate(state, bar)  # the interrupted run had not finished this validation
+                self._validate(state, bar, save=self._saver(state, opt, rng, started))  # the interrupted run had not finished this validation
             while state.stage_step < budget:
                 batch = next(batches).to(self.device, non_blocking=True)
                 if state.stage_step == 0 and stage.on_start is not None:
@@ -332,13 +346,14 @@ class Trainer:
                 validate = stage.selects and self.select is not None and (
                     state.global_step % self.cfg.eval_every == 0 or done
                 )
-                if (state.global_step % self.cfg.checkpoint_every == 0 and not done) or (
-                    validate and self.on_validation is not None
-                ):
+                # a run that reports its validations (Tune, a cluster) saves last.pt after the
+                # validation, before the report: the state it hands over names the weights of best.pt
+                reports = validate and self.on_validation is not None
+                if state.global_step % self.cfg.checkpoint_every == 0 and not done and not reports:
                     state.wall_time_s = time.monotonic() - started
                     self._save_last(state, opt, rng)
                 if validate:
-                    self._validate(state, bar)
+                    self._validate(state, bar, save=self._saver(state, opt, rng, started))
         except KeyboardInterrupt:
             # the model and optimiser are at the end of step `global_step`; `rng` is the state
             # captured right after it, before anything later consumed random numbers

@@ -29,8 +29,9 @@ from ..engine.selection import resolve_select_metric
 from ..errors import ConfigError
 from ..fsutil import atomic_write_text
 from ..plugins import Registry
-from .cluster import forwarded_plugins, prepare_data, prepare_on_nodes, ray_session, require_ray
-from .pack import pack_dir, unpack_dir
+from ..cluster.connect import forwarded_plugins, ray_session, require_ray
+from ..cluster.data import prepare_data, prepare_on_nodes
+from ..cluster.pack import pack_dir, unpack_dir
 from .settings import SCHEDULERS, SEARCHERS, require_searcher, resolve_settings
 from .space import SearchSpace, load_search_space, plain, set_dotted
 from .trainable import RUN_TAR, TrialSetup, score_stopped, train_trial
@@ -271,6 +272,7 @@ def _tuner(plan: Plan, space: SearchSpace | None, storage: Path, plugins: list[o
     from ray import tune
 
     trainable = _trainable(plan, plugins)
+    storage = storage.absolute()  # pyarrow reads a relative path as a URI without a scheme
     experiment = storage / "search"
     if space is None:  # --resume
         if not tune.Tuner.can_restore(str(experiment)):
@@ -320,7 +322,7 @@ def _score_all(stopped: list[tuple[Path, bytes, int]], plan: Plan, plugins: list
     import ray
 
     from ..cluster.interrupt import gather
-    from .cluster import user_errors
+    from ..cluster.connect import user_errors
 
     if not stopped:
         return
