@@ -360,6 +360,7 @@ def test_a_run_address_driver_stopped_mid_run_resumes_to_the_uninterrupted_resul
 
     a, b = read_record(tmp_path / "straight" / "record.json"), read_record(stopped / "record.json")
     assert b.train.steps_done == a.train.steps_done == 32
+    assert (a.train.attempts, b.train.attempts) == (1, 2)  # the record counts the driver's stop
     assert (b.train.selected_step, b.train.select_value, b.train.history) == (a.train.selected_step, a.train.select_value, a.train.history)
     assert {p: {k: r.mean for k, r in m.items()} for p, m in b.metrics.items()} == {p: {k: r.mean for k, r in m.items()} for p, m in a.metrics.items()}
     for name in ("best.pt", "last.pt"):

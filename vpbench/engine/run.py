@@ -298,6 +298,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
             select_metric=select.name if (select and state and state.best_step is not None) else None,
             select_value=state.best_value if state else None,
             wall_time_s=state.wall_time_s if state else 0.0,
+            attempts=state.attempts if state else 1,
         ),
         results=results,
         main=res.model,

@@ -58,6 +58,8 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     stage_log: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0
+    #: how many times training started: 1, plus one per resume (a checkpoint without it: 1)
+    attempts: int = 1
 
     @classmethod
     def from_checkpoint(cls, data: object, path: Path) -> TrainState:
@@ -65,9 +67,11 @@ class TrainState:
         types: dict[str, tuple[type, ...]] = {
             "global_step": (int,), "stage_index": (int,), "stage_step": (int,), "best_value": (float, int, type(None)),
             "best_step": (int, type(None)), "last_validated": (int,), "history": (list,), "stage_log": (list,),
-            "wall_time_s": (float, int),
+            "wall_time_s": (float, int), "attempts": (int,),
         }
         bad = f"checkpoint {path} has a malformed train_state"
+        if isinstance(data, dict) and "attempts" not in data:  # written before attempts were counted
+            data = {**data, "attempts": 1}
         if not isinstance(data, dict) or set(data) != set(types):
             keys = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise CheckpointError(f"{bad} (keys {keys}); delete it to restart the run, or point --out at another run")
@@ -231,6 +235,7 @@ class Trainer:
             payload = load_checkpoint(self.last, model=self.model_name, model_config=self.model_config)
             load_model_state(self.model, payload["state_dict"], self.last)
             state = TrainState.from_checkpoint(payload.get("train_state"), self.last)
+            state.attempts += 1
         self.model.to(self.device).train()
         started = time.monotonic() - state.wall_time_s
         total = sum(budgets)
