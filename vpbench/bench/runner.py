@@ -187,7 +187,7 @@ def _run_on_ray(
 ) -> None:
     """Submit the runs (no more at once than the cluster can start), take their messages one at
     a time and write each to its run's folder as it arrives (:mod:`vpbench.bench.store`)."""
-    from ..cluster.connect import forwarded_plugins, ray_session, require_ray
+    from ..cluster.connect import forwarded_plugins, ray_session, require_ray, window
     from ..cluster.interrupt import POLL_S, cancel_all, sigint_flag
     from ..cluster.transport import next_message, remote_task
     from .store import store_message, stored_state
@@ -211,15 +211,6 @@ def _run_on_ray(
         task = remote_task(ray, req.cpus_per_run, req.gpus_per_run)
         pending: dict[Any, RunOutcome] = {}
         queued = list(todo)
-
-        def window() -> int:
-            """Runs in flight: what the cluster (as it is now: nodes join and leave) can run
-            at once, and one more per node's worth queued, never all of a large suite."""
-            now = ray.cluster_resources()  # type: ignore[no-untyped-call]
-            fit = now.get("CPU", 0) / req.cpus_per_run
-            if req.gpus_per_run > 0:
-                fit = min(fit, now.get("GPU", 0) / req.gpus_per_run)
-            return max(1, int(fit)) + 1
 
         def submit(o: RunOutcome) -> None:
             run = o.run
@@ -280,7 +271,7 @@ def _run_on_ray(
         # runs (the states they sent are on disk, resumable) and raises KeyboardInterrupt outside Ray
         with sigint_flag() as stop:
             while (pending or queued) and not stop.is_set():
-                if queued and len(pending) < window():
+                if queued and len(pending) < window(ray, req.cpus_per_run, req.gpus_per_run):
                     submit(queued.pop(0))
                     continue
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)

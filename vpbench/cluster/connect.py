@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError
 from .env import runtime_env
 
-__all__ = ["INSTALL_HINT", "CLIENT_HINT", "CONNECT_TIMEOUT_S", "require_ray", "require_client", "ray_session", "forwarded_plugins", "user_errors"]
+__all__ = ["INSTALL_HINT", "CLIENT_HINT", "CONNECT_TIMEOUT_S", "require_ray", "require_client", "ray_session", "forwarded_plugins", "user_errors", "window"]
 
 INSTALL_HINT = "pip install 'vpbench[tune]'"
 #: what a ``ray://`` (Ray Client) address needs besides Ray Tune
@@ -148,3 +148,14 @@ def user_errors() -> Iterator[None]:
         if isinstance(cause, VpbenchError):
             raise cause from None
         raise
+
+
+def window(ray: Any, cpus: float, gpus: float) -> int:
+    """How many tasks of ``cpus`` CPUs and ``gpus`` GPUs a driver keeps submitted: what the
+    cluster (as it is now: nodes join and leave) runs at once, plus one queued. A driver that
+    submits no more than this holds the inputs of a bounded number of tasks, whatever their total."""
+    now = ray.cluster_resources()
+    fit = now.get("CPU", 0) / cpus if cpus > 0 else float("inf")
+    if gpus > 0:
+        fit = min(fit, now.get("GPU", 0) / gpus)
+    return max(1, int(fit)) + 1
