@@ -318,4 +318,4 @@ def test_the_drivers_memory_does_not_grow_with_the_number_of_runs(cluster: Clust
         assert f"{runs} finished, 0 skipped (finished before), 0 failed" in result.output
         assert len(list(out.rglob("record.json"))) == runs and not list(out.rglob("bench-state.json"))
     print(f"driver peak traced memory: 4 runs {peaks[4] / 1e6:.2f} MB, 16 runs {peaks[16] / 1e6:.2f} MB")
-    assert peaks[16] < 1.25 * peaks[4] + 1e6, peaks  # flat: not 4x
+    assert peaks[16] < 1.2 * peaks[4], peaks  # flat (measured 1.26 MB and 1.29 MB), not 4x
