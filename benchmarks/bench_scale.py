@@ -12,6 +12,13 @@ machine gives the reference.
   (slots: the runs the cluster runs at once, 2 here; the plain run pays its own process start)
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_scale.py --runs 20 200
+
+Measured 2026-12-02 on the shared 2-core machine (load average about 10):
+
+    plain vpbench run (one process, same tiny run): 13.57 s wall, peak RSS 899 MB
+     runs  driver wall s  driver peak RSS MB  s per run (x slots)  overhead per run s
+       20           43.5                 806                 4.35               -9.21
+      200          215.1                 808                 2.15              -11.42
 """
 
 from __future__ import annotations
