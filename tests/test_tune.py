@@ -193,6 +193,11 @@ def test_asha_stops_at_a_step_rung_and_the_stopped_trial_is_tested_on_a_trial_wo
     assert rows[5.0]["steps"] == "2"
     stopped = read_record(out / "trials" / rows[5.0]["trial"] / "record.json")
     assert stopped.train.steps_done == 2 and stopped.argv[-2:] == ["--stopped-at", "2"]
+    # the record names the validation the tested weights (best.pt) come from
+    import torch
+
+    best = torch.load(out / "trials" / rows[5.0]["trial"] / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
+    assert stopped.train.selected_step == best["step"] == 2 and stopped.train.select_value is not None
     assert read_record(out / "trials" / rows[0.0]["trial"] / "record.json").train.steps_done == 6
     assert "testing 1 stopped trial(s) at their last checkpoint, with each trial's resources" in result.output
 
