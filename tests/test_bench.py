@@ -277,3 +277,45 @@ def test_each_run_prepares_its_data_on_its_node_first(cluster: Cluster, tmp_path
     assert result.exit_code == 0, result.output
     assert (data / "nodes" / "default" / "nodeglyphs.ready").is_file() and (data / ".prepare-nodeglyphs.lock").exists()
     assert read_record(tmp_path / "out" / "nodeglyphs" / "copy-last-seed-0" / "record.json").dataset.name == "nodeglyphs"
+
+
+def tiny_suite(path: Path, runs: int) -> Path:
+    """A suite of ``runs`` tiny tinyconv runs (seeds 0..runs-1): two validation passes each,
+    so every run sends two states and its finished directory back through the transport."""
+    return _write(
+        path,
+        {
+            "name": path.stem,
+            "datasets": ["glyphs"],
+            "seeds": list(range(runs)),
+            "set": {"dataset.train_length": 8, "dataset.val_length": 4, "dataset.test_length": 4, "train.batch_size": 4,
+                    "train.max_steps": 4, "train.eval_every": 2, "train.val_sequences": 4, "eval.metrics": ["mse"],
+                    "eval.protocols": ["openstl"], "eval.profile": False, "train.select_metric": "mse"},
+            "compare": [],
+            "entries": [{"name": "tiny", "model": "tinyconv"}],
+        },
+    )
+
+
+@needs_ray
+@pytest.mark.cluster
+def test_the_drivers_memory_does_not_grow_with_the_number_of_runs(cluster: Cluster, tmp_path: Path) -> None:
+    """Every run's states and results pass through the driver: its peak (Python) memory while
+    driving 16 runs stays that of driving 4 (benchmarks/bench_scale.py does 20 and 200 runs)."""
+    import tracemalloc
+
+    peaks = {}
+    for runs in (4, 16):
+        out = tmp_path / f"out-{runs}"
+        args = [str(tiny_suite(tmp_path / f"many-{runs}.yaml", runs)), "--address", cluster.address, "--out", str(out), "--quiet"]
+        tracemalloc.start()
+        try:
+            result = _invoke(args)
+            peaks[runs] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert result.exit_code == 0, result.output
+        assert f"{runs} finished, 0 skipped (finished before), 0 failed" in result.output
+        assert len(list(out.rglob("record.json"))) == runs and not list(out.rglob("bench-state.json"))
+    print(f"driver peak traced memory: 4 runs {peaks[4] / 1e6:.2f} MB, 16 runs {peaks[16] / 1e6:.2f} MB")
+    assert peaks[16] < 1.2 * peaks[4], peaks  # flat (measured 1.26 MB and 1.29 MB), not 4x

@@ -83,6 +83,10 @@ def test_resume_after_interrupt_reproduces_the_uninterrupted_run(registry, small
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.metrics == straight.metrics
     assert resumed.train.selected_step == straight.train.selected_step
+    # the record counts both attempts; its wall time is the sum of theirs (not the last one's)
+    assert (straight.train.attempts, resumed.train.attempts) == (1, 2)
+    before = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)["train_state"]
+    assert before["attempts"] == 2 and resumed.train.wall_time_s >= before["wall_time_s"] > 0
 
 
 def test_cosine_schedule_decays_each_stage_lr_to_zero(registry, small_glyphs, tmp_path, monkeypatch):

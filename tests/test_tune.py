@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -192,6 +193,11 @@ def test_asha_stops_at_a_step_rung_and_the_stopped_trial_is_tested_on_a_trial_wo
     assert rows[5.0]["steps"] == "2"
     stopped = read_record(out / "trials" / rows[5.0]["trial"] / "record.json")
     assert stopped.train.steps_done == 2 and stopped.argv[-2:] == ["--stopped-at", "2"]
+    # the record names the validation the tested weights (best.pt) come from
+    import torch
+
+    best = torch.load(out / "trials" / rows[5.0]["trial"] / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
+    assert stopped.train.selected_step == best["step"] == 2 and stopped.train.select_value is not None
     assert read_record(out / "trials" / rows[0.0]["trial"] / "record.json").train.steps_done == 6
     assert "testing 1 stopped trial(s) at their last checkpoint, with each trial's resources" in result.output
 
@@ -201,10 +207,11 @@ def test_sigint_stops_the_search_without_a_best_config_and_resume_finishes_every
     # SIGINT certainly lands on a running search. The gate opens once Ray Tune has taken the
     # signal (its handler says so on stderr), so that the trials it stops are not held at the gate
     # (Ray would wait up to TUNE_FORCE_TRIAL_CLEANUP_S, 10 minutes, for them to come back)
+    # --out is relative (as the default and the printed hint are): the driver runs in tmp_path
     search = _search_file(tmp_path / "search.yaml", steps=24, every=4)
     out, gate = tmp_path / "interrupted", tmp_path / "gate"
     args = ["tune", "--model", "tinyconv-gated", "--dataset", "glyphs", "--search", str(search), "--scheduler", "fifo"]
-    args += ["--address", cluster.address, "--out", str(out), "--quiet", f"--set=model.gate={gate}", "--set=model.gate_step=10"]
+    args += ["--address", cluster.address, "--out", "interrupted", "--quiet", f"--set=model.gate={gate}", "--set=model.gate_step=10"]
     args += [f"--set={s}" for s in TINY]
     driver = _driver(args, tmp_path)
     errors: list[str] = []
@@ -232,12 +239,17 @@ def test_sigint_stops_the_search_without_a_best_config_and_resume_finishes_every
         driver.kill()
     err = "".join(errors)
     assert driver.returncode == 130, err
-    assert f"continue with: vpbench tune --resume --out {out}" in err
+    hint = err.split("continue with: ", 1)[1].splitlines()[0]
+    assert hint == f"vpbench tune --resume --out interrupted --address {cluster.address}", err
     assert not (out / "best.yaml").exists()
     assert not any("--stopped-at" in r.argv for _, r in iter_records(out))  # type: ignore[union-attr]
 
-    again = CliRunner().invoke(tune_cli.command, ["--resume", "--out", str(out), "--address", cluster.address, "--quiet"], obj=_app(), catch_exceptions=False)
-    assert again.exit_code == 0, again.output
+    # the printed hint, run verbatim (a real `vpbench` process in the same folder)
+    program, *hint_args = shlex.split(hint)
+    assert program == "vpbench"
+    again = _driver(hint_args, tmp_path)
+    _, again_err = again.communicate(timeout=600)  # a bound for a broken test, not a wait
+    assert again.returncode == 0, again_err
     records = [rec for _, rec in iter_records(out / "trials")]
     assert len(records) == 2 and all(r.train.steps_done == 24 and "--stopped-at" not in r.argv for r in records)  # type: ignore[union-attr]
     assert {r["status"] for r in csv.DictReader((out / "summary.csv").open())} == {"finished"}
@@ -310,6 +322,56 @@ def test_run_with_address_survives_a_killed_worker_and_ctrl_c_brings_the_run_bac
     )
     assert resumed.exit_code == 0, resumed.output
     assert "(resumed)" in resumed.output and read_record(out / "record.json").train.steps_done == 200
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_run_address_driver_stopped_mid_run_resumes_to_the_uninterrupted_result_bitwise(cluster: Cluster, tmp_path: Path, sig: int) -> None:
+    import torch
+
+    # the same run twice: once straight through, once with its driver stopped at a gate before
+    # step 20 (after step 16's state arrived), then the printed (or the documented) resume
+    # command, run verbatim in the same folder with a relative --out
+    common = ["run", "--model", "tinyconv-gated", "--dataset", "glyphs", "--address", cluster.address, "--no-progress", "--compare", "none"]
+    common += ["--set=train.max_steps=32", "--set=train.eval_every=8", "--set=model.gate_step=20", *[f"--set={s}" for s in TINY]]
+    gate = tmp_path / "gate"
+    straight = _driver([*common, "--out", "straight", f"--set=model.gate={tmp_path / 'open-gate'}"], tmp_path)
+    Path(f"{tmp_path / 'open-gate'}.open").touch()
+    _, err = straight.communicate(timeout=600)  # a bound for a broken test, not a wait
+    assert straight.returncode == 0, err
+
+    driver = _driver([*common, "--out", "stopped", f"--set=model.gate={gate}"], tmp_path)
+    try:
+        assert driver.stdout is not None
+        for line in driver.stdout:
+            if "checkpoint at step 16 received from" in line:
+                break
+        _wait_for(lambda: at_gate(gate) or driver.poll() is not None, "the run at its gate")
+        assert driver.poll() is None, driver.communicate()
+        driver.send_signal(sig)
+        _, err = driver.communicate(timeout=600)  # a bound for a broken test, not a wait
+    finally:
+        driver.kill()
+    stopped = tmp_path / "stopped"
+    # the state of step 16 was on disk as soon as it arrived: even a SIGKILL leaves it there
+    assert (stopped / "run.yaml").is_file() and (stopped / "checkpoints" / "last.pt").is_file() and not (stopped / "record.json").exists()
+    hint = f"vpbench run --resume --out stopped --address {cluster.address}"
+    if sig == signal.SIGTERM:  # a clean stop: exit status 130 and the command to continue
+        assert driver.returncode == 130 and f"continue with: {hint}" in err, err
+    Path(f"{gate}.open").touch()
+    program, *args = shlex.split(hint)
+    resumed = _driver([*args, "--no-progress", "--compare", "none"], tmp_path)
+    _, err = resumed.communicate(timeout=600)  # a bound for a broken test, not a wait
+    assert resumed.returncode == 0, err
+
+    a, b = read_record(tmp_path / "straight" / "record.json"), read_record(stopped / "record.json")
+    assert b.train.steps_done == a.train.steps_done == 32
+    assert (a.train.attempts, b.train.attempts) == (1, 2)  # the record counts the driver's stop
+    assert (b.train.selected_step, b.train.select_value, b.train.history) == (a.train.selected_step, a.train.select_value, a.train.history)
+    assert {p: {k: r.mean for k, r in m.items()} for p, m in b.metrics.items()} == {p: {k: r.mean for k, r in m.items()} for p, m in a.metrics.items()}
+    for name in ("best.pt", "last.pt"):
+        sa = torch.load(tmp_path / "straight" / "checkpoints" / name, map_location="cpu", weights_only=False)["state_dict"]
+        sb = torch.load(stopped / "checkpoints" / name, map_location="cpu", weights_only=False)["state_dict"]
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
 
 
 def _steps(progress: Path) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ import yaml
 from vpbench.errors import ConfigError
 from vpbench.plugins import Registry
 from vpbench.tune import TuneRequest, load_search_space, parse_search_space, plan_search
-from vpbench.tune.cluster import CONNECT_TIMEOUT_S, _check_reachable, ray_session, require_ray
+from vpbench.cluster.connect import CONNECT_TIMEOUT_S, _check_reachable, ray_session, require_ray
 from vpbench.tune.space import set_dotted
 
 REPO = Path(__file__).resolve().parent.parent
@@ -205,6 +205,18 @@ def test_help_states_the_connection_timeout_and_the_new_flags() -> None:
     tune_help = CliRunner().invoke(tune_cli.command, ["--help"]).output
     for flag in ("--searcher", "--grace-period", "--reduction-factor", "--max-concurrent", "--time-budget", "hyperband"):
         assert flag in tune_help
+
+
+def test_help_and_docs_say_that_rung_decisions_restart_after_resume() -> None:
+    """The choice for ASHA after --resume: Ray Tune does not save the scheduler, and we say so."""
+    from click.testing import CliRunner
+
+    from vpbench.cli import tune as tune_cli
+
+    tune_help = " ".join(CliRunner().invoke(tune_cli.command, ["--help"]).output.split())
+    assert "ASHA/HyperBand rung decisions restart: the scheduler's state is not saved" in tune_help
+    docs = " ".join((Path(__file__).resolve().parent.parent / "docs" / "tune.md").read_text().split())
+    assert "Rung decisions restart after `--resume`." in docs and "ASHA's and HyperBand's rungs start empty" in docs
 
 
 def test_run_resource_flags_need_an_address(capsys: pytest.CaptureFixture[str]) -> None:

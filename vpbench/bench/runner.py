@@ -185,19 +185,22 @@ def _inspect(suite: SuiteSpec, name: str, runs: list[PlannedRun], out: Path, reg
 def _run_on_ray(
     req: BenchRequest, registry: Any, out: Path, todo: list[RunOutcome], compare: list[str] | None, progress: _Progress
 ) -> None:
+    """Submit the runs (no more at once than the cluster can start), take their messages one at
+    a time and write each to its run's folder as it arrives (:mod:`vpbench.bench.store`)."""
+    from ..cluster.connect import forwarded_plugins, ray_session, require_ray, window
     from ..cluster.interrupt import POLL_S, cancel_all, sigint_flag
-    from ..tune.cluster import forwarded_plugins, ray_session, require_ray
-    from .store import RunStore
-    from .task import RunTask, run_task
+    from ..cluster.transport import next_message, remote_task
+    from .store import store_message, stored_state
+    from .task import run_job
 
     require_ray()
-    plugins = forwarded_plugins(registry)
+    plugins = tuple(forwarded_plugins(registry))
     data_root = req.data_root or os.environ.get("VPBENCH_DATA")
+    data_root = str(Path(data_root).resolve()) if data_root else None
     device = "cuda" if req.gpus_per_run > 0 else "cpu"
     with ray_session(req.address, quiet=req.quiet):
         import ray
         from ray.exceptions import RayError, RayTaskError
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
         if req.gpus_per_run > resources.get("GPU", 0):
@@ -205,58 +208,43 @@ def _run_on_ray(
                 f"--gpus-per-run {req.gpus_per_run:g} but the Ray cluster has {resources.get('GPU', 0):g} GPU(s); "
                 "use --gpus-per-run 0 or a cluster with GPUs"
             )
-        here = ray.get_runtime_context().get_node_id()
-        store: Any = (
-            ray.remote(num_cpus=0)(RunStore)
-            .options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
-            .remote(str(out.resolve()))
-        )
-        remote: Any = ray.remote(num_cpus=req.cpus_per_run, num_gpus=req.gpus_per_run, max_retries=0, num_returns=2)(run_task)
-        pending: dict[Any, tuple[RunOutcome, Any]] = {}
+        task = remote_task(ray, req.cpus_per_run, req.gpus_per_run)
+        pending: dict[Any, RunOutcome] = {}
+        queued = list(todo)
 
         def submit(o: RunOutcome) -> None:
             run = o.run
-            state = ray.get(store.get.remote(run.key))  # after every state the run stored so far
-            if state is None:
-                ray.get(store.clear.remote(run.key))
-            step = _stored_step(run.run_dir(out)) if state is not None else None
-            task = RunTask(
-                key=run.key,
-                name=run.name,
-                model=run.model,
-                dataset=run.dataset,
-                overrides=run.overrides,
-                device=device,
-                data_root=str(Path(data_root).resolve()) if data_root else None,
-                compare=compare,
-                argv=[*req.argv, "--entry", run.entry, "--seed", str(run.seed)],
-                plugins=tuple(plugins),
-            )
-            packed, info = remote.remote(task, state, store)
-            pending[info] = (o, packed)
+            root = run.run_dir(out)
+            state = stored_state(root)  # read from disk now, one run at a time
+            resuming = state is not None
+            step = _stored_step(root) if resuming else None
+            job = run_job(run, resume=resuming, device=device, data_root=data_root, compare=compare,
+                          argv=req.argv, plugins=plugins)
+            pending[task.remote(job, state)] = o
+            del state  # the object store holds it until the task starts; the driver does not
             o.attempts += 1
             o.status = "running"
             if o.attempts > 1:
                 o.resumed_from.append(step or 0)
-            how = f"resuming from step {step}" if state is not None else "from the start"
+            how = f"resuming from step {step}" if resuming else "from the start"
             progress.line(f"start {run.key} (attempt {o.attempts}, {how})")
 
         def failed(o: RunOutcome, reason: str, retry: bool) -> None:
             o.reason = reason
             if retry and o.attempts <= req.retries:
                 progress.line(f"attempt {o.attempts} of {o.run.key} failed ({reason}); retrying from its last checkpoint")
-                submit(o)
+                queued.insert(0, o)
             else:
                 o.status = "failed"
                 progress.line(f"FAILED {o.run.key} after {o.attempts} attempt(s): {reason}")
 
-        def collect(ref: Any) -> None:
-            o, packed = pending.pop(ref)
+        def take(gen: Any) -> None:
+            """Handle the next message of a ready run."""
+            o = pending[gen]
             try:
-                summary = ray.get(ref)
-                ray.get(store.finish.remote(o.run.key, packed))
+                message = next_message(ray, gen)
             except RayTaskError as exc:
-                _discard(ray, packed)
+                del pending[gen]
                 cause = getattr(exc, "cause", None)
                 if isinstance(cause, VpbenchError):  # the run's own error (diverged, bad data): retrying repeats it
                     failed(o, " ".join(str(cause).split()), retry=False)
@@ -264,34 +252,43 @@ def _run_on_ray(
                     failed(o, f"{type(cause).__name__ if cause else 'error'}: {_one_line(str(cause or exc))}", retry=True)
                 return
             except RayError as exc:  # the worker or its node died, an object was lost
-                _discard(ray, packed)
+                del pending[gen]
                 failed(o, f"{type(exc).__name__}: {_first_sentence(str(exc))}", retry=True)
                 return
+            if message is None:  # ended without its "done" message (cannot happen unless the task is broken)
+                del pending[gen]
+                failed(o, "the run ended without sending its result", retry=True)
+                return
+            store_message(message, o.run.run_dir(out))
+            if message[0] != "done":
+                return
+            del pending[gen]
+            summary = _summary(o.run.run_dir(out), message[3])
             o.status, o.summary, o.host, o.reason = "finished", summary, summary.get("host"), None
             progress.line(f"finished {o.run.key} on {o.host} in {summary.get('wall_time_s', 0):.1f} s: {_metrics_text(summary)}")
 
         # Ctrl-C only sets ``stop``: the loop sees it between bounded waits, cancels the running
-        # runs (the states they stored stay resumable) and raises KeyboardInterrupt outside Ray
+        # runs (the states they sent are on disk, resumable) and raises KeyboardInterrupt outside Ray
         with sigint_flag() as stop:
-            for o in todo:
-                submit(o)
-            while pending and not stop.is_set():
+            while (pending or queued) and not stop.is_set():
+                if queued and len(pending) < window(ray, req.cpus_per_run, req.gpus_per_run):
+                    submit(queued.pop(0))
+                    continue
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 if ready:
-                    collect(ready[0])
+                    take(ready[0])
             if stop.is_set():
                 cancel_all(ray, list(pending))
                 raise KeyboardInterrupt
 
 
-def _discard(ray: Any, ref: Any) -> None:
-    """Consume the failed task's other result, so Ray does not log it as an unhandled error."""
-    from ray.exceptions import RayError
+def _summary(root: Path, where: str) -> dict[str, Any]:
+    """Host, steps, wall time and test means of a finished run, from its record."""
+    from ..records import read_record
 
-    try:
-        ray.get(ref)
-    except RayError:
-        pass
+    record = read_record(root / "record.json")
+    means = {name: res.mean for name, res in record.metrics.get("openstl", {}).items()}
+    return {"host": where, "steps": record.train.steps_done, "wall_time_s": record.wall_time_s, "metrics": means}
 
 
 def _first_sentence(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def command(
     )
     try:
         if address is not None:
-            from ..tune.remote import submit_run
+            from ..cluster.submit import submit_run
 
             record, run_dir = submit_run(
                 req,
@@ -135,7 +136,8 @@ def command(
         else:
             record, run_dir = execute_run(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]
     except RunInterrupted as exc:
-        click.echo(f"interrupted at step {exc.step}; continue with: vpbench run --resume --out {exc.run_dir}", err=True)
+        where = f" --address {shlex.quote(address)}" if address is not None else ""
+        click.echo(f"interrupted at step {exc.step}; continue with: vpbench run --resume --out {shlex.quote(str(exc.run_dir))}{where}", err=True)
         sys.exit(130)
     click.echo("")
     click.echo(metrics_table(record))

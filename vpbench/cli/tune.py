@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -43,7 +44,7 @@ Ctrl-C stops the search (exit 130) without best.yaml; --resume --out DIR finishe
 @click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="GPUs per trial; 0 runs trials on CPU.")
 @click.option("--cpus-per-trial", type=float, default=1.0, show_default=True, help="CPUs per trial.")
 @click.option("--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start Ray on this machine).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted search in --out (Tuner.restore).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted search in --out (Tuner.restore). ASHA/HyperBand rung decisions restart: the scheduler's state is not saved.")
 @click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a trial whose worker dies, from its last checkpoint.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="Base YAML overrides (default configs/<model>-<dataset>.yaml).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config key for every trial. Repeatable.")
@@ -116,7 +117,7 @@ def command(
     except SearchInterrupted as exc:
         click.echo(
             f"interrupted: {exc.unfinished} trial(s) unfinished, no best.yaml written; continue with: "
-            f"vpbench tune --resume --out {exc.out}",
+            f"vpbench tune --resume --out {shlex.quote(str(exc.out))}" + (f" --address {shlex.quote(address)}" if address else ""),
             err=True,
         )
         sys.exit(130)

@@ -29,10 +29,11 @@ SHUTDOWN_TIMEOUT_S = 60.0
 
 
 @contextmanager
-def sigint_flag() -> Iterator[threading.Event]:
-    """While the block runs, SIGINT sets the event it yields instead of raising
-    ``KeyboardInterrupt``; the previous handler is put back afterwards. Signal handlers belong
-    to the main thread: elsewhere the event is yielded but no signal sets it."""
+def sigint_flag(*more: signal.Signals) -> Iterator[threading.Event]:
+    """While the block runs, SIGINT (and the signals in ``more``, e.g. SIGTERM) set the event
+    it yields instead of raising ``KeyboardInterrupt`` (or ending the process); the previous
+    handlers are put back afterwards. Signal handlers belong to the main thread: elsewhere the
+    event is yielded but no signal sets it."""
     event = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield event
@@ -41,11 +42,12 @@ def sigint_flag() -> Iterator[threading.Event]:
     def handler(signum: int, frame: FrameType | None) -> None:
         event.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, *more)}
     try:
         yield event
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 def bounded(fn: Callable[[], object], timeout: float) -> bool:

@@ -13,20 +13,23 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
-from ..config import apply_overrides, build_run_config
+from ..config import TrainConfig, apply_overrides, build_run_config
 from ..data.root import resolve_data_root
 from ..errors import ConfigError
 from ..hardware import resolve_device
 from ..plugins import Registry
 from ..records import ComponentInfo, RunRecord, TrainSummary
+from .costs import train_summary
 from .guards import check_run_id, check_test_split
 from .pipeline import Subject, check_samples, choose_metrics, preflight_scoring, score_and_record
 from .preflight import component
 from .rng import seed_everything
 from .recording import count_params
 from .rundir import run_lock
+from .train import TrainState
 from .run import DEFAULT_COMPARE, RunDir
 from .saved import build_saved, read_run
 
@@ -115,15 +118,7 @@ def _rescore_run(req: EvalRequest, registry: Registry, echo: Echo, stack: ExitSt
         compare=req.compare,
         out=out.root,
         argv=req.argv,
-        train=TrainSummary(
-            config=cfg.train.model_dump(mode="json"),
-            steps_done=int(state.get("global_step", 0)),
-            stages=list(state.get("stage_log", [])),
-            selected_step=ckpt.step,
-            select_metric=cfg.train.select_metric if chose_best else None,
-            select_value=state.get("best_value") if chose_best else None,
-            wall_time_s=float(state.get("wall_time_s", 0.0)),
-        ),
+        train=_train_summary(cfg.train, state, ckpt.path, ckpt.step, cfg.train.select_metric if chose_best else None),
         started=t0,
         progress=req.progress,
         artifacts={
@@ -136,3 +131,17 @@ def _rescore_run(req: EvalRequest, registry: Registry, echo: Echo, stack: ExitSt
         },
     ).record
     return record, out.root
+
+
+def _train_summary(cfg: TrainConfig, state: dict[str, Any], path: Path | None, step: int | None, select_metric: str | None) -> TrainSummary:
+    """The training the scored checkpoint came from, with its cost (wall and CPU seconds,
+    attempts, clips, MACs, history) as the checkpoint saved it; the selected step is the
+    checkpoint's own. This evaluation's time is never counted as training time."""
+    chosen: dict[str, Any] = {
+        "selected_step": step,
+        "select_metric": select_metric,
+        "select_value": state.get("best_value") if select_metric else None,
+    }
+    if state and path is not None:
+        return train_summary(cfg, TrainState.from_checkpoint(state, path), select_metric).model_copy(update=chosen)
+    return TrainSummary(config=cfg.model_dump(mode="json"), steps_done=0).model_copy(update=chosen)

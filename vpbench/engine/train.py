@@ -220,7 +220,18 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ validation
-    def _validate(self, state: TrainState, bar: Any) -> None:
+    def _saver(self, state: TrainState, opt: Any, rng: Any) -> Callable[[], None] | None:
+        """What saves last.pt after a validation that is reported (None: nothing is reported)."""
+        if self.on_validation is None:
+            return None
+
+        def save() -> None:
+            self._clock(state)
+            self._save_last(state, opt, rng)
+
+        return save
+
+    def _validate(self, state: TrainState, bar: Any, save: Callable[[], None] | None = None) -> None:
         assert self.select is not None and self.val_split is not None
         sel = self.select
         self.model.eval()
@@ -256,6 +267,9 @@ class Trainer:
             })
             state.last_validated = state.global_step
         bar.set_postfix({f"val_{sel.name}": f"{value:.4g}", "best@": state.best_step})
+        if save is not None:
+            with _defer_sigint():
+                save()
         if self.on_validation is not None:
             self.on_validation(state.global_step, {f"val_{sel.name}": value}, self.ckpt_dir)
 
@@ -354,7 +368,7 @@ class Trainer:
                 and (state.global_step % self.cfg.eval_every == 0 or state.stage_step == budget)
                 and state.last_validated < state.global_step
             ):
-                self._validate(state, bar)  # the interrupted run had not finished this validation
+                self._validate(state, bar, save=self._saver(state, opt, rng))  # the interrupted run had not finished this validation
             while state.stage_step < budget:
                 batch = next(batches).to(self.device, non_blocking=True)
                 if state.stage_step == 0 and stage.on_start is not None:
@@ -395,13 +409,14 @@ class Trainer:
                 validate = stage.selects and self.select is not None and (
                     state.global_step % self.cfg.eval_every == 0 or done
                 )
-                if (state.global_step % self.cfg.checkpoint_every == 0 and not done) or (
-                    validate and self.on_validation is not None
-                ):
+                # a run that reports its validations (Tune, a cluster) saves last.pt after the
+                # validation, before the report: the state it hands over names the weights of best.pt
+                reports = validate and self.on_validation is not None
+                if state.global_step % self.cfg.checkpoint_every == 0 and not done and not reports:
                     self._clock(state)
                     self._save_last(state, opt, rng)
                 if validate:
-                    self._validate(state, bar)
+                    self._validate(state, bar, save=self._saver(state, opt, rng))
         except KeyboardInterrupt:
             # the model and optimiser are at the end of step `global_step`; `rng` is the state
             # captured right after it, before anything later consumed random numbers

@@ -8,8 +8,8 @@ is an extra: ``pip install 'vpbench[tune]'``.
 
 from __future__ import annotations
 
-from .cluster import INSTALL_HINT, ray_session, require_ray
-from .remote import submit_run
+from ..cluster.connect import INSTALL_HINT, ray_session, require_ray
+from ..cluster.submit import submit_run
 from .search import SearchInterrupted, SearchResult, TrialOutcome, TuneRequest, plan_search, run_search
 from .space import Domain, SearchSpace, load_search_space, parse_search_space
 from .summary import summary_frame, summary_table

@@ -29,8 +29,9 @@ from ..engine.selection import resolve_select_metric
 from ..errors import ConfigError
 from ..fsutil import atomic_write_text
 from ..plugins import Registry
-from .cluster import forwarded_plugins, prepare_data, prepare_on_nodes, ray_session, require_ray
-from .pack import pack_dir, unpack_dir
+from ..cluster.connect import forwarded_plugins, ray_session, require_ray
+from ..cluster.data import prepare_data, prepare_on_nodes
+from ..cluster.pack import pack_dir, unpack_dir
 from .settings import SCHEDULERS, SEARCHERS, require_searcher, resolve_settings
 from .space import SearchSpace, load_search_space, plain, set_dotted
 from .trainable import RUN_TAR, TrialSetup, score_stopped, train_trial
@@ -271,6 +272,7 @@ def _tuner(plan: Plan, space: SearchSpace | None, storage: Path, plugins: list[o
     from ray import tune
 
     trainable = _trainable(plan, plugins)
+    storage = storage.absolute()  # pyarrow reads a relative path as a URI without a scheme
     experiment = storage / "search"
     if space is None:  # --resume
         if not tune.Tuner.can_restore(str(experiment)):
@@ -314,13 +316,16 @@ def _status(result: Any) -> tuple[str, str | None]:
     return ("error" if error else ("finished" if metrics.get("finished") else "stopped")), error
 
 
-def _score_all(stopped: list[tuple[Path, bytes, int]], plan: Plan, plugins: list[object], echo: Echo) -> None:
+def _score_all(stopped: list[tuple[Path, Any, int]], plan: Plan, plugins: list[object], echo: Echo) -> None:
     """Test every trial the scheduler stopped, at its last checkpoint, each as a Ray task with
-    the trial's own resources (its GPU when it has one), all at once."""
+    the trial's own resources (its GPU when it has one), as many at once as the cluster runs.
+
+    A checkpoint is read (from Ray's storage) only when its task is submitted, and each tested
+    run directory is written to disk as it comes back: the driver holds a bounded number."""
     import ray
 
-    from ..cluster.interrupt import gather
-    from .cluster import user_errors
+    from ..cluster.connect import user_errors, window
+    from ..cluster.interrupt import POLL_S, cancel_all, sigint_flag
 
     if not stopped:
         return
@@ -329,11 +334,21 @@ def _score_all(stopped: list[tuple[Path, bytes, int]], plan: Plan, plugins: list
     )
     setup = _setup(plan, plugins)
     echo(f"testing {len(stopped)} stopped trial(s) at their last checkpoint, with each trial's resources")
-    refs = [task.remote(state, dest.name, step, setup) for dest, state, step in stopped]
-    with user_errors():
-        packed = gather(ray, refs)
-    for (dest, _, _), data in zip(stopped, packed):
-        unpack_dir(data, dest, replace=True)
+    queued = list(stopped)
+    pending: dict[Any, Path] = {}
+    with user_errors(), sigint_flag() as stop:
+        while (queued or pending) and not stop.is_set():
+            if queued and len(pending) < window(ray, plan.cpus_per_trial, plan.gpus_per_trial):
+                dest, checkpoint, step = queued.pop(0)
+                with checkpoint.as_directory() as d:
+                    pending[task.remote(pack_dir(Path(d)), dest.name, step, setup)] = dest
+                continue
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                unpack_dir(ray.get(ref), pending.pop(ref), replace=True)
+        if stop.is_set():
+            cancel_all(ray, list(pending))
+            raise KeyboardInterrupt
 
 
 def _collect(results: list[Any], plan: Plan, trials_dir: Path, plugins: list[object], echo: Echo, *, score: bool) -> list[TrialOutcome]:
@@ -344,7 +359,7 @@ def _collect(results: list[Any], plan: Plan, trials_dir: Path, plugins: list[obj
     """
     from ..records import read_record
 
-    stopped: list[tuple[Path, bytes, int]] = []
+    stopped: list[tuple[Path, Any, int]] = []
     rows: list[tuple[Any, str, Path, str, str | None]] = []
     for result in results:
         metrics: dict[str, Any] = dict(result.metrics or {})
@@ -362,7 +377,7 @@ def _collect(results: list[Any], plan: Plan, trials_dir: Path, plugins: list[obj
         elif status == "stopped" and score and not (dest / "record.json").exists():
             with ckpt.as_directory() as d:
                 if (Path(d) / "run.yaml").exists():
-                    stopped.append((dest, pack_dir(Path(d)), int(metrics.get("step", 0))))
+                    stopped.append((dest, ckpt, int(metrics.get("step", 0))))  # read when its test is submitted
     _score_all(stopped, plan, plugins, echo)
     outcomes = []
     for result, trial_id, dest, status, error in rows:

@@ -16,7 +16,7 @@ from pydantic import Field
 from ..config import validate_section
 from ..configbase import ComponentConfig
 from ..errors import ConfigError
-from .cluster import INSTALL_HINT
+from ..cluster.connect import INSTALL_HINT
 
 __all__ = ["SCHEDULERS", "SEARCHERS", "TuneSettings", "resolve_settings", "require_searcher"]
 

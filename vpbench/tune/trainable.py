@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from ..fsutil import atomic_write_text
-from .pack import copy_state, pack_dir, unpack_dir
+from ..cluster.pack import copy_state, pack_dir, unpack_dir
 from .space import set_dotted
 
 __all__ = ["TrialSetup", "RUN_TAR", "STEP_FILE", "train_trial", "final_metrics", "score_stopped"]
@@ -65,7 +65,7 @@ def _prepare(setup: TrialSetup, overrides: dict[str, Any], registry: Any) -> int
     """
     from ..config import build_run_config
     from ..data.root import resolve_data_root
-    from .cluster import prepare_data
+    from ..cluster.data import prepare_data
 
     cfg = build_run_config(overrides)
     prepare_data(registry, setup.dataset, cfg.dataset, resolve_data_root(setup.data_root), progress=False)

@@ -1,24 +1,24 @@
 """Connecting to Ray: a local instance, or a cluster at ``auto``, ``host:port`` or ``ray://...``.
 
 Workers are separate processes, perhaps on other machines: they rebuild the plugin registry
-from the installed entry points, so the environment variables that shape it travel with the
-job (:func:`runtime_env`). Data are prepared before any trial starts: on the driver, and on
-every other node of a cluster, each under a file lock so concurrent preparers wait.
+from the installed entry points, so the environment variables that shape a run travel with
+the job (:mod:`vpbench.cluster.env`), and plugin objects registered in this process travel
+with each task (:func:`forwarded_plugins`).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from .env import runtime_env
 
-__all__ = ["INSTALL_HINT", "CLIENT_HINT", "CONNECT_TIMEOUT_S", "require_ray", "require_client", "runtime_env", "ray_session", "prepare_data", "prepare_on_nodes", "forwarded_plugins", "user_errors"]
+__all__ = ["INSTALL_HINT", "CLIENT_HINT", "CONNECT_TIMEOUT_S", "require_ray", "require_client", "ray_session", "forwarded_plugins", "user_errors", "window"]
 
 INSTALL_HINT = "pip install 'vpbench[tune]'"
 #: what a ``ray://`` (Ray Client) address needs besides Ray Tune
@@ -27,8 +27,6 @@ CLIENT_HINT = "pip install 'ray[client]'"
 CONNECT_TIMEOUT_S = 10.0
 #: HTTP/2's connection preface and an empty SETTINGS frame: what a gRPC client sends first
 _H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-#: environment variables that decide what a worker's registry and configs hold
-FORWARDED_ENV = ("VPBENCH_PLUGINS", "VPBENCH_CONFIGS", "PYTHONPATH")
 _START_HINT = "start one with `ray start --head --port 6379` and pass --address HOST:6379, or drop --address to run on this machine"
 
 
@@ -53,13 +51,6 @@ def require_client(address: str) -> None:
             f"--address {address} uses Ray Client, which is not installed ({exc.name}); install it with: {CLIENT_HINT}, "
             f"or pass the cluster's HOST:6379 address from a cluster node"
         ) from None
-
-
-def runtime_env(extra: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The job's runtime environment: the forwarded variables that are set here."""
-    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
-    env.update(extra or {})
-    return {"env_vars": env} if env else {}
 
 
 def forwarded_plugins(registry: Any) -> list[object]:
@@ -137,56 +128,10 @@ def _shutdown(ray: Any) -> None:
     exit hook (another shutdown) is dropped so that the interpreter's exit does not wait on it."""
     import atexit
 
-    from ..cluster.interrupt import SHUTDOWN_TIMEOUT_S, bounded
+    from .interrupt import SHUTDOWN_TIMEOUT_S, bounded
 
     if not bounded(ray.shutdown, SHUTDOWN_TIMEOUT_S):
         atexit.unregister(ray.shutdown)
-
-
-def _lock(data_root: Path, dataset: str) -> Any:
-    from filelock import FileLock
-
-    data_root.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(data_root / f".prepare-{dataset}.lock"))
-
-
-def prepare_data(registry: Any, dataset: str, overrides: Mapping[str, Any], data_root: Path, *, progress: bool = True) -> None:
-    """Prepare and check a dataset once, under a lock in the data root."""
-    from ..components import build_dataset
-
-    ds = build_dataset(registry, dataset, overrides, data_root, seed=0)
-    with _lock(data_root, dataset):
-        ds.prepare(progress=progress)
-    ds.check()
-
-
-def _prepare_task(dataset: str, overrides: dict[str, Any], data_root: str | None, plugins: list[object]) -> str:
-    from ..data.root import resolve_data_root
-    from ..plugins import get_registry
-
-    root = resolve_data_root(data_root)
-    prepare_data(get_registry(plugins), dataset, overrides, root, progress=False)
-    return socket.gethostname()
-
-
-def prepare_on_nodes(dataset: str, overrides: Mapping[str, Any], data_root: str | None, plugins: list[object]) -> int:
-    """Prepare the data on every alive node of the connected cluster (one task each)."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from ..cluster.interrupt import gather
-
-    task = ray.remote(num_cpus=0)(_prepare_task)
-    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-    refs = [
-        task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(
-            dataset, dict(overrides), data_root, plugins
-        )
-        for node in nodes
-    ]
-    with user_errors():
-        gather(ray, refs)
-    return len(nodes)
 
 
 @contextmanager
@@ -203,3 +148,14 @@ def user_errors() -> Iterator[None]:
         if isinstance(cause, VpbenchError):
             raise cause from None
         raise
+
+
+def window(ray: Any, cpus: float, gpus: float) -> int:
+    """How many tasks of ``cpus`` CPUs and ``gpus`` GPUs a driver keeps submitted: what the
+    cluster (as it is now: nodes join and leave) runs at once, plus one queued. A driver that
+    submits no more than this holds the inputs of a bounded number of tasks, whatever their total."""
+    now = ray.cluster_resources()
+    fit = now.get("CPU", 0) / cpus if cpus > 0 else float("inf")
+    if gpus > 0:
+        fit = min(fit, now.get("GPU", 0) / gpus)
+    return max(1, int(fit)) + 1

@@ -8,7 +8,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-__all__ = ["RESUMABLE", "pack_dir", "unpack_dir", "copy_state", "pack_state"]
+__all__ = ["RESUMABLE", "pack_dir", "unpack_dir", "recover_dir", "copy_state", "pack_state"]
 
 #: The resumable part of a run directory: its spec and checkpoints (what ``--resume`` needs).
 RESUMABLE = ("run.yaml", "checkpoints/last.pt", "checkpoints/best.pt")
@@ -25,23 +25,44 @@ def pack_dir(root: Path) -> bytes:
 
 
 def unpack_dir(data: bytes, dest: Path, *, replace: bool = False) -> None:
-    """Extract :func:`pack_dir`'s bytes into ``dest`` atomically (a sibling, then a rename).
+    """Extract :func:`pack_dir`'s bytes into ``dest`` atomically.
 
-    ``dest`` must not exist unless ``replace`` is set; a reader never sees half a directory.
+    ``dest`` must not exist unless ``replace`` is set. The new directory is written beside
+    it, the old one renamed aside, the new one renamed into place, and only then the old one
+    removed: a reader never sees half a directory, and a kill at any point leaves a complete
+    one (``dest``, or the old one under ``.<name>.old-*`` when the kill fell between the renames;
+    :func:`recover_dir` puts that back).
     """
     if dest.exists() and not replace:
         raise FileExistsError(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    recover_dir(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
+    old: Path | None = None
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
             tar.extractall(tmp, filter="data")
         if dest.exists():
-            shutil.rmtree(dest)
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            old.rmdir()
+            dest.rename(old)
         tmp.rename(dest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(dest: Path) -> None:
+    """After a kill between :func:`unpack_dir`'s two renames, put the old directory back."""
+    if dest.exists():
+        for stale in dest.parent.glob(f".{dest.name}.old-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return
+    olds = sorted(dest.parent.glob(f".{dest.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds:
+        olds[-1].rename(dest)
 
 
 def copy_state(run_dir: Path, dest: Path) -> None:
