@@ -213,7 +213,7 @@ def test_update_many_computes_the_truth_features_once(
 
 def test_bad_inputs_and_options_are_one_line_errors(standin: tuple[Path, str]) -> None:
     path, digest = standin
-    with pytest.raises(ConfigError, match="unknown config key 'fvd.weight'"):
+    with pytest.raises(ConfigError, match="unknown config key 'eval.metric_options.fvd.weight'"):
         FVD(weight=str(path))
     with pytest.raises(ConfigError, match="fvd.frames"):
         FVD(frames="all")
@@ -308,3 +308,43 @@ def test_real_i3d_zeros_against_ones_matches_the_published_calibration() -> None
     value = metric.compute(state)
     assert value.info["network_sha256"] == I3D_SHA256
     assert value.value == pytest.approx(151.2, abs=0.6)
+
+
+# -- the config key: eval.metric_options ---------------------------------------------
+
+
+def test_fvd_weights_from_eval_metric_options_through_a_run(standin: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vpbench.engine.run import RunRequest, execute_run
+    from vpbench.plugins import get_registry
+    from vpbench.records import read_record
+
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    path, digest = standin
+    sets = ["dataset.test_length=6", "dataset.val_length=4", "eval.batch_size=3", "eval.profile=false",
+            "eval.metrics=[mse,fvd]", f"eval.metric_options={{fvd: {{weights: '{path}', bootstrap: 0}}}}"]  # fmt: skip
+    with accepting(digest):
+        record, run_dir = execute_run(
+            RunRequest(model="copy-last", dataset="glyphs", sets=sets, out=tmp_path / "r", device="cpu", progress=False,
+                       compare=("blank",), data_root=tmp_path / "data"),
+            get_registry(), echo=lambda s: None,
+        )  # fmt: skip
+    fvd = read_record(run_dir / "record.json").metrics["openstl"]["fvd"]
+    assert fvd.level == "set" and fvd.n == 6 and fvd.spread is None and fvd.info["frames"] == "context+prediction"
+    assert record.baselines["blank"]["openstl"]["fvd"].mean > fvd.mean > 0  # blank loses the glyphs
+
+
+def test_eval_metric_options_errors_are_one_line_config_errors(standin: tuple[Path, str]) -> None:
+    from vpbench.components import build_metrics
+    from vpbench.plugins import get_registry
+
+    registry = get_registry()
+    with pytest.raises(ConfigError, match=r"eval.metric_options names unknown metric 'nope'; valid metrics: .*mse"):
+        build_metrics(registry, ["mse"], ["openstl"], options={"nope": {"x": 1}})
+    with pytest.raises(ConfigError, match=r"eval\.metric_options\.mse: the metric does not take \['scale'\]"):
+        build_metrics(registry, ["mse"], ["openstl"], options={"mse": {"scale": 2}})
+    with pytest.raises(ConfigError, match=r"eval\.metric_options\.fvd\.framez"):
+        build_metrics(registry, None, ["openstl"], options={"fvd": {"framez": "prediction"}})
+    path, digest = standin
+    with accepting(digest):
+        bound, unavailable = build_metrics(registry, ["fvd"], ["openstl"], options={"fvd": {"weights": str(path)}})
+    assert not unavailable and [b.name for b in bound] == ["fvd"] and bound[0].metric.config.weights == str(path)

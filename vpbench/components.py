@@ -63,13 +63,19 @@ def build_metrics(
     names: Sequence[str] | None,
     protocols: Sequence[str],
     warn: Callable[[str], None] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[BoundMetric], dict[str, str]]:
     """Instantiate each metric under each protocol; return also the unavailable ones and why.
 
     With ``names`` None (every registered metric), a metric that lacks one of the
     ``protocols`` is skipped for that protocol and ``warn`` is told; a metric named
-    explicitly must offer every protocol.
+    explicitly must offer every protocol. ``options`` (``eval.metric_options``) are passed to
+    the named metrics' constructors as keyword arguments.
     """
+    options = dict(options or {})
+    for name in options:
+        if name not in registry.metrics.names():
+            raise ConfigError(f"eval.metric_options names unknown metric {name!r}; valid metrics: {', '.join(registry.metrics.names())}")
     chosen = list(names) if names is not None else registry.metrics.names()
     bound: list[BoundMetric] = []
     unavailable: dict[str, str] = {}
@@ -92,7 +98,7 @@ def build_metrics(
             try:
                 if cls is None:
                     cls = spec.load()
-                metric = cls(protocol=protocol)
+                metric = _construct(cls, name, protocol, options.get(name, {}))
                 want = SetMetric if spec.level == "set" else Metric
                 if not isinstance(metric, want):
                     raise PluginError(
@@ -100,6 +106,8 @@ def build_metrics(
                         f"subclass; got {type(metric).__name__}"
                     )
                 reason = metric.available()
+            except ConfigError:  # the user's eval.metric_options, not the metric, is wrong
+                raise
             # The metric's own code (import, constructor, available()) may raise anything: one
             # broken metric that nobody asked for by name must not stop every run.
             except Exception as exc:
@@ -112,3 +120,15 @@ def build_metrics(
                 continue
             bound.append(BoundMetric(name, protocol, spec.higher_is_better, metric))
     return bound, unavailable
+
+
+def _construct(cls: Any, name: str, protocol: str, options: Mapping[str, Any]) -> Any:
+    """``cls(protocol=..., **options)``; options it does not take are a config error."""
+    if not options:
+        return cls(protocol=protocol)
+    try:
+        return cls(protocol=protocol, **options)
+    except TypeError as exc:  # an unexpected keyword argument
+        raise ConfigError(
+            f"eval.metric_options.{name}: the metric does not take {sorted(options)} ({exc}); see its docs for its options"
+        ) from None

@@ -112,6 +112,11 @@ class EvalConfig(ComponentConfig):
         1, ge=1, le=1000,
         description="futures drawn per test clip for a stochastic model: records mean and best-of-N beside the first draw",
     )
+    metric_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="options passed to a metric when it is built, by metric name, "
+        "e.g. {fvd: {weights: /path/i3d_torchscript.pt}} or {lpips: {weights: /path/alexnet.pth}}",
+    )
 
 
 class RunConfig(ComponentConfig):

@@ -108,7 +108,7 @@ class FVD(SetMetric):
 
     def __init__(self, protocol: str = "openstl", **options: Any) -> None:
         super().__init__(check_protocol(protocol))
-        self.config = validate_section(FVDConfig, options, "fvd")
+        self.config = validate_section(FVDConfig, options, "eval.metric_options.fvd")
         self._net: Any = None
         self._sha256 = ""
 

@@ -65,7 +65,9 @@ class Subject:
 
 def choose_metrics(registry: Registry, cfg: EvalConfig, echo: Echo) -> Metrics:
     """The metrics of ``eval.metrics`` under ``eval.protocols``; at least one per protocol."""
-    bound, unavailable = build_metrics(registry, cfg.metrics, cfg.protocols, warn=lambda m: echo(f"warning: {m}"))
+    bound, unavailable = build_metrics(
+        registry, cfg.metrics, cfg.protocols, warn=lambda m: echo(f"warning: {m}"), options=cfg.metric_options
+    )
     for name, why in unavailable.items():
         echo(f"warning: metric {name} unavailable: {why}")
     check_measured(bound, unavailable, cfg.protocols, registry)
