@@ -316,3 +316,41 @@ def test_a_checkpoint_from_before_the_cost_fields_still_loads() -> None:
     state = TrainState.from_checkpoint(old, Path("last.pt"))
     assert state.global_step == 3 and state.cpu_time_s == 0.0 and state.plan == [] and state.attempts == 0
     assert math.isclose(state.wall_time_s, 1.5)
+
+
+# ------------------------------------------------------------ validation cadence
+
+
+def test_validation_points_spread_evenly_over_the_selecting_stages() -> None:
+    from vpbench.engine.train import validation_points
+
+    assert validation_points([10], [True], 3) == {3, 7, 10}
+    assert validation_points([10], [True], 1) == {10}
+    assert validation_points([3], [True], 8) == {1, 2, 3}  # at most one pass per step
+    # a first stage that does not select gets none: the passes spread over the second's 6 steps
+    assert validation_points([4, 6], [False, True], 3) == {6, 8, 10}
+    assert validation_points([2, 2, 4], [False, True, True], 2) == {5, 8}
+
+
+def test_validations_set_the_passes_of_a_budgeted_run_and_replace_eval_every(registry, small_glyphs, tmp_path) -> None:
+    sets = _base(small_glyphs) + ["train.budget.sequences=40", "train.validations=3"]  # eval_every=5 is replaced
+    record = _run(registry, "tinyconv", tmp_path / "r", sets)
+    assert record.train.steps_done == 10
+    assert [h["step"] for h in record.train.history] == [3, 7, 10]
+    assert [h["sequences"] for h in record.train.history] == [12, 28, 40]
+
+
+def test_resume_between_budget_relative_validations_is_bitwise_exact(registry, small_glyphs, tmp_path, monkeypatch) -> None:
+    sets = _base(small_glyphs) + ["train.budget.sequences=40", "train.validations=4", "train.checkpoint_every=3",
+                                  "model.noise=0.05", "train.lr_schedule=cosine"]  # fmt: skip
+    straight = _run(registry, "tinyconv", tmp_path / "a", sets)
+    assert [h["step"] for h in straight.train.history] == [2, 5, 8, 10]
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 6)  # after the checkpoint of step 5's validation, before step 8's
+        with pytest.raises(RunInterrupted):
+            _run(registry, "tinyconv", tmp_path / "b", sets)
+    resumed = _resume(registry, tmp_path / "b")
+    a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.train.history == straight.train.history and resumed.metrics == straight.metrics

@@ -29,7 +29,9 @@ from .evaluate import evaluate
 from .rng import capture_rng, restore_rng
 from .schedule import apply_schedule, build_optimizer
 
-__all__ = ["RunInterrupted", "Trainer", "TrainState", "ValidationCallback", "allocate_steps", "planned_steps"]
+__all__ = [
+    "RunInterrupted", "Trainer", "TrainState", "ValidationCallback", "allocate_steps", "planned_steps", "validation_points",
+]
 
 #: ``callback(step, {"val_<metric>": value, ...}, checkpoint_dir)``, called after each
 #: validation pass, once ``checkpoint_dir/last.pt`` holds the state at ``step``.
@@ -106,6 +108,34 @@ def allocate_steps(fractions: list[float], total: int) -> list[int]:
     s = sum(fractions)
     bounds = [round(total * sum(fractions[: i + 1]) / s) for i in range(len(fractions))]
     return [b - a for a, b in zip([0] + bounds[:-1], bounds)]
+
+
+def validation_points(steps: list[int], selects: list[bool], validations: int) -> frozenset[int]:
+    """The global steps of ``validations`` passes evenly spaced over the steps of the selecting stages.
+
+    ``steps``: each stage's planned steps, ``selects``: whether it selects. The selecting stages'
+    steps are laid end to end (S in all) and pass ``k`` lands on their ``round(k·S/N)``-th step,
+    k = 1..N; the last pass is the end of the last selecting stage. Fewer than N points when
+    S < N (each step at most once).
+    """
+    spans: list[tuple[int, int]] = []  # (first global step after the span's start, steps) of each selecting stage
+    start = 0
+    for n, sel in zip(steps, selects):
+        if sel and n > 0:
+            spans.append((start, n))
+        start += n
+    total = sum(n for _, n in spans)
+    points: set[int] = set()
+    for k in range(1, validations + 1):
+        position = round(k * total / validations)  # 1-based position in the selecting steps, 0 = none
+        for first, n in spans:
+            if position <= 0:
+                break
+            if position <= n:
+                points.add(first + position)
+                break
+            position -= n
+    return frozenset(points)
 
 
 def planned_steps(plan: list[dict[str, Any]], stages: list[Stage], path: Path) -> list[int]:
@@ -188,6 +218,14 @@ class Trainer:
         self._scaler: torch.amp.GradScaler | None = None
         #: clock readings that make the state's wall and CPU seconds continue a resumed run's
         self._wall0 = self._cpu0 = 0.0
+        #: with ``train.validations``: the global steps that validate (from the run's plan)
+        self._points: frozenset[int] | None = None
+
+    def _due(self, global_step: int) -> bool:
+        """Whether a validation pass falls on ``global_step`` (besides a selecting stage's end)."""
+        if self._points is not None:
+            return global_step in self._points
+        return global_step % self.cfg.eval_every == 0
 
     def _clock(self, state: TrainState) -> None:
         state.wall_time_s = time.monotonic() - self._wall0
@@ -274,6 +312,8 @@ class Trainer:
                 for s, n in zip(stages, allocate_steps([s.fraction for s in stages], self.cfg.max_steps))
             ]
         budgets = planned_steps(state.plan, stages, self.last)
+        if self.cfg.validations is not None:  # from the saved plan: a resumed run validates where it would have
+            self._points = validation_points(budgets, [s.selects for s in stages], self.cfg.validations)
         state.attempts += 1
         self.model.to(self.device).train()
         self._wall0 = time.monotonic() - state.wall_time_s
@@ -351,7 +391,7 @@ class Trainer:
                 resuming
                 and stage.selects
                 and self.select is not None
-                and (state.global_step % self.cfg.eval_every == 0 or state.stage_step == budget)
+                and (self._due(state.global_step) or state.stage_step == budget)
                 and state.last_validated < state.global_step
             ):
                 self._validate(state, bar)  # the interrupted run had not finished this validation
@@ -393,7 +433,7 @@ class Trainer:
                     bar.set_postfix({"loss": f"{loss.item():.4g}", **{k: f"{v:.3g}" for k, v in list(out.logs.items())[:3]}})
                 done = state.stage_step == budget
                 validate = stage.selects and self.select is not None and (
-                    state.global_step % self.cfg.eval_every == 0 or done
+                    self._due(state.global_step) or done
                 )
                 if (state.global_step % self.cfg.checkpoint_every == 0 and not done) or (
                     validate and self.on_validation is not None
