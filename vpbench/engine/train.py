@@ -312,6 +312,7 @@ class Trainer:
                 for s, n in zip(stages, allocate_steps([s.fraction for s in stages], self.cfg.max_steps))
             ]
         budgets = planned_steps(state.plan, stages, self.last)
+        self.model.on_training_plan(sum(budgets))
         if self.cfg.validations is not None:  # from the saved plan: a resumed run validates where it would have
             self._points = validation_points(budgets, [s.selects for s in stages], self.cfg.validations)
         state.attempts += 1
