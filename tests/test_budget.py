@@ -354,3 +354,51 @@ def test_resume_between_budget_relative_validations_is_bitwise_exact(registry, s
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.train.history == straight.train.history and resumed.metrics == straight.metrics
+
+
+# -------------------------------------------------------- every validation metric
+
+
+def _train_watching(registry: Any, small_glyphs: list[str], root: Path, watch_names: list[str]) -> Any:
+    from vpbench.components import build_dataset, build_metrics, build_model
+    from vpbench.engine.selection import validation_metrics
+    from vpbench.engine.train import Trainer
+
+    cfg = build_run_config(apply_overrides({}, _base(small_glyphs) + ["train.max_steps=10", "train.validations=2",
+                                                                      "model.noise=0.05"]))  # fmt: skip
+    torch.manual_seed(0)
+    dataset = build_dataset(registry, "glyphs", cfg.dataset, root / "data", 0)
+    model = build_model(registry, "tinyconv", cfg.model, dataset.frame_shape, dataset.context, dataset.horizon)
+    metrics, _ = build_metrics(registry, ["mse", *watch_names], ["openstl", "standard"])
+    select = next(m for m in metrics if m.name == "mse" and m.protocol == "openstl")
+    seen: list[dict[str, float]] = []
+    state = Trainer(
+        model=model, model_name="tinyconv", model_config=model.config.model_dump(mode="json"), dataset=dataset,
+        cfg=cfg.train, select=select, device=torch.device("cpu"), seed=0, ckpt_dir=root / "ckpt", progress=False,
+        on_validation=lambda step, values, _: seen.append(values), watch=validation_metrics(metrics, select),
+    ).run(False)  # fmt: skip
+    return state, seen, model
+
+
+def test_each_validation_pass_records_every_validation_metric(registry, small_glyphs, tmp_path) -> None:
+    state, seen, model = _train_watching(registry, small_glyphs, tmp_path / "w", ["ssim", "psnr"])
+    assert [h["step"] for h in state.history] == [5, 10]
+    for h in state.history:  # the selecting metric and the others of its protocol (not the standard ones)
+        assert set(h) == {"step", "sequences", "macs", "stage", "mse", "ssim", "psnr"}
+        assert 0 < h["ssim"] <= 1 and h["psnr"] > 0 and h["mse"] > 0
+    assert [set(v) for v in seen] == [{"val_mse", "val_ssim", "val_psnr"}] * 2
+    # the other metrics change nothing else: selection, weights and the MSE values are those of MSE alone
+    alone, _, model_alone = _train_watching(registry, small_glyphs, tmp_path / "a", [])
+    assert [h["mse"] for h in state.history] == [h["mse"] for h in alone.history]
+    assert (state.best_step, state.best_value) == (alone.best_step, alone.best_value)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model_alone.state_dict().values()))
+    assert [set(h) for h in alone.history] == [{"step", "sequences", "macs", "stage", "mse"}] * 2
+
+
+def test_validation_metrics_are_the_run_s_metrics_under_the_selecting_protocol(registry) -> None:
+    from vpbench.components import build_metrics
+    from vpbench.engine.selection import validation_metrics
+
+    metrics, _ = build_metrics(registry, ["mse", "ssim", "psnr"], ["openstl", "standard"])
+    select = next(m for m in metrics if m.name == "ssim" and m.protocol == "openstl")
+    assert [(m.name, m.protocol) for m in validation_metrics(metrics, select)] == [("mse", "openstl"), ("psnr", "openstl")]

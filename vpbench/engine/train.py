@@ -10,7 +10,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -202,10 +202,19 @@ class Trainer:
         progress: bool = True,
         on_validation: ValidationCallback | None = None,
         plan: list[dict[str, Any]] | None = None,
+        watch: Sequence[BoundMetric] = (),
     ) -> None:
         """``plan``: ``{"name", "steps", "macs_per_step"}`` per stage (see :mod:`.budget`); without
         it the stages split ``cfg.max_steps`` by their fractions and no MACs are counted. A
-        resumed run keeps the plan saved in its checkpoint."""
+        resumed run keeps the plan saved in its checkpoint.
+
+        ``watch``: further metrics every validation pass computes and records beside ``select``
+        (each entry of the history holds every metric of the pass), e.g. MSE beside LPIPS for
+        the quality-vs-compute figure; those under another protocol than ``select``'s, and
+        ``select`` itself, are left out. They never decide the best checkpoint."""
+        self.watch = [
+            m for m in watch if select is not None and m.protocol == select.protocol and m.name != select.name
+        ]
         self.on_validation = on_validation
         self.plan = plan
         self.model, self.model_name, self.model_config = model, model_name, model_config
@@ -268,7 +277,7 @@ class Trainer:
             res = evaluate(
                 {"model": self.model.predict},
                 self.val_split,
-                [sel],
+                [sel, *self.watch],
                 context=self.dataset.context,
                 horizon=self.dataset.horizon,
                 device=self.device,
@@ -277,7 +286,8 @@ class Trainer:
                 progress=False,
             )["model"]
         self.model.train()
-        value = res.metrics[sel.protocol][sel.name].mean
+        values = {m.name: res.metrics[m.protocol][m.name].mean for m in [sel, *self.watch]}
+        value = values[sel.name]
         better = state.best_value is None or (
             value > state.best_value if sel.higher_is_better else value < state.best_value
         )
@@ -290,12 +300,12 @@ class Trainer:
                 "sequences": state.sequences_seen,
                 "macs": state.macs_done,
                 "stage": state.plan[state.stage_index]["name"] if state.stage_index < len(state.plan) else None,
-                sel.name: value,
+                **values,
             })
             state.last_validated = state.global_step
         bar.set_postfix({f"val_{sel.name}": f"{value:.4g}", "best@": state.best_step})
         if self.on_validation is not None:
-            self.on_validation(state.global_step, {f"val_{sel.name}": value}, self.ckpt_dir)
+            self.on_validation(state.global_step, {f"val_{k}": v for k, v in values.items()}, self.ckpt_dir)
 
     # ----------------------------------------------------------------------- train
     def run(self, resume: bool) -> TrainState:
