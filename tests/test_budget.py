@@ -316,3 +316,89 @@ def test_a_checkpoint_from_before_the_cost_fields_still_loads() -> None:
     state = TrainState.from_checkpoint(old, Path("last.pt"))
     assert state.global_step == 3 and state.cpu_time_s == 0.0 and state.plan == [] and state.attempts == 0
     assert math.isclose(state.wall_time_s, 1.5)
+
+
+# ------------------------------------------------------------ validation cadence
+
+
+def test_validation_points_spread_evenly_over_the_selecting_stages() -> None:
+    from vpbench.engine.train import validation_points
+
+    assert validation_points([10], [True], 3) == {3, 7, 10}
+    assert validation_points([10], [True], 1) == {10}
+    assert validation_points([3], [True], 8) == {1, 2, 3}  # at most one pass per step
+    # a first stage that does not select gets none: the passes spread over the second's 6 steps
+    assert validation_points([4, 6], [False, True], 3) == {6, 8, 10}
+    assert validation_points([2, 2, 4], [False, True, True], 2) == {5, 8}
+
+
+def test_validations_set_the_passes_of_a_budgeted_run_and_replace_eval_every(registry, small_glyphs, tmp_path) -> None:
+    sets = _base(small_glyphs) + ["train.budget.sequences=40", "train.validations=3"]  # eval_every=5 is replaced
+    record = _run(registry, "tinyconv", tmp_path / "r", sets)
+    assert record.train.steps_done == 10
+    assert [h["step"] for h in record.train.history] == [3, 7, 10]
+    assert [h["sequences"] for h in record.train.history] == [12, 28, 40]
+
+
+def test_resume_between_budget_relative_validations_is_bitwise_exact(registry, small_glyphs, tmp_path, monkeypatch) -> None:
+    sets = _base(small_glyphs) + ["train.budget.sequences=40", "train.validations=4", "train.checkpoint_every=3",
+                                  "model.noise=0.05", "train.lr_schedule=cosine"]  # fmt: skip
+    straight = _run(registry, "tinyconv", tmp_path / "a", sets)
+    assert [h["step"] for h in straight.train.history] == [2, 5, 8, 10]
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 6)  # after the checkpoint of step 5's validation, before step 8's
+        with pytest.raises(RunInterrupted):
+            _run(registry, "tinyconv", tmp_path / "b", sets)
+    resumed = _resume(registry, tmp_path / "b")
+    a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.train.history == straight.train.history and resumed.metrics == straight.metrics
+
+
+# -------------------------------------------------------- every validation metric
+
+
+def _train_watching(registry: Any, small_glyphs: list[str], root: Path, watch_names: list[str]) -> Any:
+    from vpbench.components import build_dataset, build_metrics, build_model
+    from vpbench.engine.selection import validation_metrics
+    from vpbench.engine.train import Trainer
+
+    cfg = build_run_config(apply_overrides({}, _base(small_glyphs) + ["train.max_steps=10", "train.validations=2",
+                                                                      "model.noise=0.05"]))  # fmt: skip
+    torch.manual_seed(0)
+    dataset = build_dataset(registry, "glyphs", cfg.dataset, root / "data", 0)
+    model = build_model(registry, "tinyconv", cfg.model, dataset.frame_shape, dataset.context, dataset.horizon)
+    metrics, _ = build_metrics(registry, ["mse", *watch_names], ["openstl", "standard"])
+    select = next(m for m in metrics if m.name == "mse" and m.protocol == "openstl")
+    seen: list[dict[str, float]] = []
+    state = Trainer(
+        model=model, model_name="tinyconv", model_config=model.config.model_dump(mode="json"), dataset=dataset,
+        cfg=cfg.train, select=select, device=torch.device("cpu"), seed=0, ckpt_dir=root / "ckpt", progress=False,
+        on_validation=lambda step, values, _: seen.append(values), watch=validation_metrics(metrics, select),
+    ).run(False)  # fmt: skip
+    return state, seen, model
+
+
+def test_each_validation_pass_records_every_validation_metric(registry, small_glyphs, tmp_path) -> None:
+    state, seen, model = _train_watching(registry, small_glyphs, tmp_path / "w", ["ssim", "psnr"])
+    assert [h["step"] for h in state.history] == [5, 10]
+    for h in state.history:  # the selecting metric and the others of its protocol (not the standard ones)
+        assert set(h) == {"step", "sequences", "macs", "stage", "mse", "ssim", "psnr"}
+        assert 0 < h["ssim"] <= 1 and h["psnr"] > 0 and h["mse"] > 0
+    assert [set(v) for v in seen] == [{"val_mse", "val_ssim", "val_psnr"}] * 2
+    # the other metrics change nothing else: selection, weights and the MSE values are those of MSE alone
+    alone, _, model_alone = _train_watching(registry, small_glyphs, tmp_path / "a", [])
+    assert [h["mse"] for h in state.history] == [h["mse"] for h in alone.history]
+    assert (state.best_step, state.best_value) == (alone.best_step, alone.best_value)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model_alone.state_dict().values()))
+    assert [set(h) for h in alone.history] == [{"step", "sequences", "macs", "stage", "mse"}] * 2
+
+
+def test_validation_metrics_are_the_run_s_metrics_under_the_selecting_protocol(registry) -> None:
+    from vpbench.components import build_metrics
+    from vpbench.engine.selection import validation_metrics
+
+    metrics, _ = build_metrics(registry, ["mse", "ssim", "psnr"], ["openstl", "standard"])
+    select = next(m for m in metrics if m.name == "ssim" and m.protocol == "openstl")
+    assert [(m.name, m.protocol) for m in validation_metrics(metrics, select)] == [("mse", "openstl"), ("psnr", "openstl")]

@@ -197,6 +197,25 @@ def test_a_track_expands_to_valid_runs_as_its_dry_run_does(name: str) -> None:
     assert len(runs) == 3 * len(suite.entries)
 
 
+@pytest.mark.parametrize("name", TRACKS)
+def test_a_track_validates_over_each_budget_and_ends_scheduled_sampling_where_the_configs_do(name: str) -> None:
+    """A budget of any length gets a quality-vs-compute history, and the recurrent models'
+    scheduled sampling ends at the fraction of the run their configs end it at."""
+    import yaml
+
+    suite = load_suite(SUITES / f"{name}.yaml")
+    assert suite.set["train.validations"] >= 5 and "train.eval_every" not in suite.set
+    registry = get_registry()
+    (dataset,) = suite.datasets
+    relative = {e.model for e in suite.entries if "sampling_span" in registry.models.get(e.model).load().Config.model_fields}
+    assert relative == {"convlstm", "predrnn", "predrnn-v2", "mau"}
+    for e in suite.entries:
+        if e.model in relative:
+            cfg = yaml.safe_load((REPO / "configs" / f"{e.model}-{dataset}.yaml").read_text(encoding="utf-8"))
+            end = cfg["model"]["reverse_step2"] if cfg["model"]["sampling"] == "reverse" else cfg["model"]["sampling_stop"]
+            assert e.set["model.sampling_span"] == pytest.approx(end / cfg["train"]["max_steps"])
+
+
 def test_what_a_record_says_about_itself_is_escaped_like_any_other_text(tmp_path: Path) -> None:
     evil = "x|y\n<script>alert(1)</script>"
     rec = _train(make_record("evil", "alpha"), stopped_early=evil, budget={evil: 3, "macs": "lots"},

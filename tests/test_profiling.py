@@ -66,3 +66,43 @@ def test_non_positive_settings_are_config_errors(bad: dict[str, int]) -> None:
     kwargs = {"context": 2, "horizon": 3, "device": CPU, "batch_size": 1, "repeats": 1} | bad
     with pytest.raises(ConfigError, match=next(iter(bad))):
         profile_model(LinearRollout(), **kwargs)  # type: ignore[arg-type]
+
+
+class AttentionRollout(vpbench.VideoModel):
+    """Each predicted frame: self-attention over the last frame's 16 pixels (d = 8 features), read out."""
+
+    def __init__(self) -> None:
+        super().__init__(vpbench.ComponentConfig(), SHAPE, context=2, horizon=2)
+        self.embed = nn.Linear(1, 8)
+        self.out = nn.Linear(8, 1)
+
+    def predict(self, context: Tensor, horizon: int) -> Tensor:
+        b = context.shape[0]
+        x = context[:, -1].reshape(b, 16, 1)
+        frames = []
+        for _ in range(horizon):
+            q = self.embed(x)
+            x = self.out(torch.nn.functional.scaled_dot_product_attention(q, q, q))
+            frames.append(x.reshape(b, *SHAPE.as_tuple()))
+        return torch.stack(frames, dim=1)
+
+    def stages(self) -> list[vpbench.Stage]:
+        def step(batch: Tensor, global_step: int) -> vpbench.StepOutput:
+            pred = self.predict(batch[:, :2], 2)
+            return vpbench.StepOutput(loss=((pred - batch[:, 2:]) ** 2).mean())
+
+        return [vpbench.Stage("main", step, self.parameters)]
+
+
+def test_cpu_attention_counts_in_inference_flops_as_in_the_training_count() -> None:
+    from vpbench.engine.budget import count_step_macs
+
+    model = AttentionRollout()
+    prof = profile_model(model, context=2, horizon=2, device=CPU, batch_size=1, repeats=1)
+    linear = 16 * 1 * 8 + 16 * 8 * 1  # MACs of embed and out for one frame of 16 pixels
+    attention = 2 * 16 * 16 * 8  # Q K^T and A V: 16 x 16 scores of 8 features each
+    assert prof["macs_per_sequence"] == 2 * (linear + attention)  # 2 predicted frames, attention included
+    # the training count uses the same counter: forward + backward of the same attention is counted
+    batch = torch.rand(1, 4, *SHAPE.as_tuple())
+    train = count_step_macs(model, 0, batch)
+    assert train > 2 * prof["macs_per_sequence"]  # the backward pass costs more than the forward

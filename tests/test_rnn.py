@@ -250,3 +250,80 @@ def test_predrnn_memory_zigzags_from_top_layer_to_bottom_layer_of_next_step() ->
     assert torch.count_nonzero(seen["in0"][0]) == 0  # M starts at zero
     for t in range(1, 6):
         assert seen["in0"][t] is seen["out_top"][t - 1]
+
+
+# ------------------------------------------------- scheduled sampling relative to the run
+
+
+def _glyphs_model(stem: str, **over: object):  # type: ignore[no-untyped-def]
+    """The model of configs/<stem>-glyphs.yaml (its schedule), small frames."""
+    from vpbench_mau.model import MAU
+    from vpbench_rnn.predrnn_v2 import PredRNNv2
+
+    cls = {"convlstm": ConvLSTM, "predrnn": PredRNN, "predrnn-v2": PredRNNv2, "mau": MAU}[stem]
+    model_cfg = yaml.safe_load((CONFIGS / f"{stem}-glyphs.yaml").read_text())["model"]
+    return cls(cls.Config(**{**model_cfg, **over}), SMALL, 4, 3)
+
+
+def _probs(model, step: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    return model.sampling_probs(step) if hasattr(model, "sampling_probs") else (1.0, model.sampling_eta(step))
+
+
+@pytest.mark.parametrize("stem", ["convlstm", "predrnn", "predrnn-v2", "mau"])
+def test_sampling_span_ends_the_glyphs_schedule_at_its_fraction_of_the_run(stem: str) -> None:
+    absolute = _glyphs_model(stem)
+    relative = _glyphs_model(stem, sampling_span=0.5)
+    end = yaml.safe_load((CONFIGS / f"{stem}-glyphs.yaml").read_text())["model"]
+    end = end.get("reverse_step2", end.get("sampling_stop"))
+    # the run of the config itself (end = half of max_steps): the same schedule, step by step
+    relative.on_training_plan(2 * end)
+    steps = range(0, 2 * end + 1)
+    assert [v for s in steps for v in _probs(relative, s)] == pytest.approx(
+        [v for s in steps for v in _probs(absolute, s)], abs=1e-12
+    )
+    # a budget of 80 steps: the same shape squeezed into the first 40, the end state from step 40
+    relative.on_training_plan(80)
+    for step in (0, 8, 16, 24, 32):  # step * end / 40 is a whole step of the absolute schedule
+        assert _probs(relative, step) == pytest.approx(_probs(absolute, step * end // 40), abs=1e-9)
+    assert _probs(relative, 40) == _probs(relative, 79) == (1.0, 0.0)
+    assert _probs(absolute, 79) != (1.0, 0.0)  # the absolute schedule would not have ended
+    assert _probs(relative, 39)[1] > 0
+
+
+def test_sampling_span_keeps_the_published_absolute_defaults() -> None:
+    model = build("predrnn")
+    assert model.config.sampling_span is None
+    model.on_training_plan(100)  # a short run does not change the published schedule
+    assert model.sampling_probs(60) == (1.0, scheduled_eta(60))
+
+
+def test_sampling_span_without_the_run_s_steps_is_a_config_error() -> None:
+    model = _glyphs_model("predrnn", sampling_span=0.5)
+    assert model.sampling_probs(0) == (1.0, 1.0)  # step 0 is the schedule's start whatever the run
+    with pytest.raises(ConfigError, match="model.sampling_span needs the run's planned steps"):
+        model.sampling_probs(1)
+
+
+def test_the_harness_tells_the_model_the_budget_s_steps(registry, small_glyphs, tmp_path, monkeypatch) -> None:
+    from vpbench.engine.run import RunRequest, execute_run
+    from vpbench_rnn.rollout import RecurrentPredictor
+
+    seen: list[tuple[int, tuple[float, float]]] = []
+    original = RecurrentPredictor.sampling_probs
+
+    def probs(self, global_step: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        seen.append((global_step, original(self, global_step)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(RecurrentPredictor, "sampling_probs", probs)
+    sets = small_glyphs + [f"model.{k}={v}" for k, v in TINY.items()] + [
+        "model.sampling_decrement=1.0e-2", "model.sampling_stop=100", "model.sampling_span=0.5",
+        "train.max_steps=1000", "train.budget.sequences=32", "train.batch_size=4", "train.validations=2",
+        "train.val_sequences=4", "train.select_metric=mse", "eval.metrics=[mse]", "eval.profile=false",
+    ]  # fmt: skip
+    req = RunRequest(model="predrnn", dataset="glyphs", sets=sets, out=tmp_path / "r", device="cpu", progress=False)
+    record = execute_run(req, registry, echo=lambda s: None)[0]
+    assert record.train.steps_done == 8
+    training = [(s, p) for s, p in seen if s < 8][-8:]  # the 8 training steps (the MAC count probes step 0 first)
+    assert [s for s, _ in training] == list(range(8))
+    assert [p[1] for _, p in training] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0])

@@ -80,7 +80,14 @@ class TrainConfig(ComponentConfig):
     )
     optimizer: Literal["adam", "adamw"] = Field("adam", description="adam, or adamw (decoupled weight decay)")
     weight_decay: float = Field(0.0, ge=0, le=1, description="weight decay (adam: L2 in the gradient; adamw: decoupled)")
-    eval_every: int = Field(500, ge=1, description="steps between validation passes")
+    eval_every: int = Field(500, ge=1, description="steps between validation passes (unless train.validations is set)")
+    validations: int | None = Field(
+        None,
+        ge=1,
+        description="validation passes evenly spaced over the run's planned steps (those of the stages that select); "
+        "replaces eval_every when set, so a budgeted run of any length gets this many; the end of a selecting stage "
+        "always validates",
+    )
     val_sequences: int = Field(256, ge=1, description="validation clips per validation pass")
     select_metric: str = Field(
         "auto",

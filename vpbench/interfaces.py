@@ -191,6 +191,12 @@ class VideoModel(nn.Module, abc.ABC):
         """Training stages in order; empty for a model that needs no training."""
         return []
 
+    def on_training_plan(self, total_steps: int) -> None:
+        """Told by the harness, before the first training step, the run's planned steps over all
+        stages (``train.max_steps``, or the steps ``train.budget`` buys; a resumed run's saved
+        plan). A model whose training schedule is relative to the run's length (e.g. scheduled
+        sampling ending at a fraction of the run) keeps it; the default ignores it."""
+
     def artifacts(self, out_dir: Path, frames: Tensor) -> dict[str, Any]:
         """Write model-specific figures for ``frames`` ``[N, C, H, W]`` into ``out_dir``.
 

@@ -7,7 +7,8 @@ Conventions (stated because published tables differ):
   ``torch.utils.flop_counter``); ``macs_per_sequence`` = flops / 2 counts it as **1**,
   which is what fvcore, and so OpenSTL's "FLOPs" column, reports. Both are for one
   sequence (batch 1: ``context`` frames in, ``horizon`` frames out, the whole rollout)
-  and count only the matrix products and convolutions torch has formulas for; elementwise
+  and count only the matrix products, convolutions and attention torch has formulas for
+  (with the CPU attention kernel, :mod:`vpbench.flopcount`: the training count's); elementwise
   operations (activations, gates, normalisation) are not counted, as in fvcore.
 * ``throughput_seq_per_s`` is inference sequences per second (not frames), measured on
   one small fixed batch of ``batch_size`` random sequences after one warm-up call, as
@@ -33,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import ConfigError
+from .flopcount import flop_counter
 from .interfaces import VideoModel
 
 __all__ = ["profile_model", "count_parameters", "count_flops"]
@@ -63,7 +64,7 @@ def count_flops(
 
         store = CheckedStore(macs_cache, "macs")
         key = {
-            "kind": "flops/1",
+            "kind": "flops/2",  # 2: CPU attention counted (vpbench.flopcount)
             "model": f"{type(model).__module__}.{type(model).__qualname__}",
             "config": model.config.model_dump(mode="json"),
             "frame_shape": list(model.frame_shape.as_tuple()),
@@ -80,7 +81,7 @@ def count_flops(
         store.save(key, {"flops": np.array([flops], dtype=np.int64)})
         return flops
     x = _context(model, 1, context, device)
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     with torch.no_grad(), counter:
         model.predict(x, horizon)
     return int(counter.get_total_flops())

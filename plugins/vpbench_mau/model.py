@@ -25,7 +25,7 @@ from torch import Tensor, nn
 import vpbench
 from vpbench.errors import ConfigError
 from vpbench_rnn.patch import check_patch, from_patches, to_patches
-from vpbench_rnn.sampling import sampling_mask, scheduled_eta, step_input
+from vpbench_rnn.sampling import run_relative_step, sampling_mask, scheduled_eta, step_input
 
 from .cell import MAUCell
 
@@ -48,9 +48,19 @@ class MAU(vpbench.VideoModel):
         sampling_start: float = Field(1.0, ge=0, le=1, description="scheduled sampling: initial probability of ground truth")
         sampling_decrement: float = Field(2e-5, ge=0, description="scheduled sampling: decrease per step")
         sampling_stop: int = Field(50_000, ge=0, description="scheduled sampling: step from which the probability is 0")
+        sampling_span: float | None = Field(
+            None,
+            gt=0,
+            le=1,
+            description="schedule length relative to the run: the schedule, as configured (ending at sampling_stop"
+            "), is rescaled in time to end at this fraction of the run's planned steps (max_steps or the budget's); "
+            "none: the absolute steps, as published",
+        )
         lr: float | None = Field(None, gt=0, description="Adam learning rate of the stage; none uses train.lr")
 
     config: Config
+    #: the run's planned steps, told by the harness (:meth:`on_training_plan`); for ``sampling_span``
+    run_steps: int | None = None
 
     def __init__(self, config: Config, frame_shape: vpbench.FrameShape, context: int, horizon: int) -> None:
         super().__init__(config, frame_shape, context, horizon)
@@ -123,7 +133,11 @@ class MAU(vpbench.VideoModel):
         c = self.config
         if c.sampling == "off":
             return 0.0
-        return scheduled_eta(global_step, c.sampling_start, c.sampling_decrement, c.sampling_stop)
+        step = run_relative_step(global_step, c.sampling_span, c.sampling_stop, self.run_steps)
+        return scheduled_eta(step, c.sampling_start, c.sampling_decrement, c.sampling_stop)
+
+    def on_training_plan(self, total_steps: int) -> None:
+        self.run_steps = total_steps
 
     def loss_with(self, batch: Tensor, mask: Tensor) -> Tensor:
         """MSE over the ``T+S−1`` predicted frames of a clip ``[B, T+S, C, H, W]`` with the mask given."""

@@ -27,7 +27,7 @@ import vpbench
 from vpbench.errors import ConfigError
 
 from .patch import check_patch, from_patches, to_patches
-from .sampling import SamplingMode, sampling_mask, sampling_probs, step_input
+from .sampling import SamplingMode, run_relative_step, sampling_mask, sampling_probs, step_input
 
 __all__ = ["RecurrentConfig", "RecurrentPredictor"]
 
@@ -50,6 +50,14 @@ class RecurrentConfig(vpbench.ComponentConfig):
     reverse_step1: int = Field(25_000, ge=0, description="reverse sampling: end of the constant 0.5 phase")
     reverse_step2: int = Field(50_000, ge=1, description="reverse sampling: end of the annealing phase")
     reverse_alpha: float = Field(5_000.0, gt=0, description="reverse sampling: time constant of the context schedule")
+    sampling_span: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="schedule length relative to the run: the schedule, as configured (ending at sampling_stop"
+        ", or reverse_step2 for reverse sampling), is rescaled in time to end at this fraction of the run's planned steps (max_steps or the budget's); "
+        "none: the absolute steps, as published",
+    )
     reverse_input: bool = Field(False, description="also train on time-reversed clips (PredRNN's --reverse_input)")
     lr: float | None = Field(None, gt=0, description="Adam learning rate of the stage; none uses train.lr")
 
@@ -124,11 +132,18 @@ class RecurrentPredictor(vpbench.VideoModel, abc.ABC):
             preds.append(x_hat)
         return torch.stack(preds, dim=1), state
 
+    #: the run's planned steps, told by the harness (:meth:`on_training_plan`); for ``sampling_span``
+    run_steps: int | None = None
+
+    def on_training_plan(self, total_steps: int) -> None:
+        self.run_steps = total_steps
+
     def sampling_probs(self, global_step: int) -> tuple[float, float]:
         c = self.config
+        end = c.reverse_step2 if c.sampling == "reverse" else c.sampling_stop
         return sampling_probs(
             c.sampling,
-            global_step,
+            run_relative_step(global_step, c.sampling_span, end, self.run_steps),
             start=c.sampling_start,
             decrement=c.sampling_decrement,
             stop=c.sampling_stop,

@@ -15,6 +15,10 @@ always takes ``x_0``.
   trained to cope with its own predictions, the decoder to stop relying on ground truth.
 * ``off``: context positions ground truth, future positions always the model's own output
   (exactly the test-time rollout).
+
+The schedules count iterations (the published form). With ``sampling_span`` (a fraction of the
+run's planned steps) a schedule keeps its shape but is rescaled in time to end at that fraction
+of the run (:func:`run_relative_step`): a budgeted run of any length reaches the end state.
 """
 
 from __future__ import annotations
@@ -24,20 +28,42 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from vpbench.errors import ConfigError
 
-__all__ = ["SamplingMode", "scheduled_eta", "reverse_etas", "sampling_probs", "sampling_mask", "step_input"]
+__all__ = ["SamplingMode", "run_relative_step", "scheduled_eta", "reverse_etas", "sampling_probs", "sampling_mask", "step_input"]
 
 SamplingMode = Literal["scheduled", "reverse", "off"]
 
 
-def scheduled_eta(step: int, start: float = 1.0, decrement: float = 2e-5, stop: int = 50_000) -> float:
+def run_relative_step(step: int, span: float | None, schedule_end: int, total_steps: int | None) -> float:
+    """The step of the configured (absolute) schedule that training step ``step`` stands for.
+
+    ``span`` None: ``step`` itself (the published, absolute schedule). Otherwise the schedule,
+    configured to end at step ``schedule_end`` (``sampling_stop``, or ``reverse_step2``), is
+    stretched or shrunk in time, its shape kept, to end at ``span · total_steps``, the given
+    fraction of the run's planned steps: ``step · schedule_end / (span · total_steps)``.
+    """
+    if span is None or step == 0:
+        return float(step)
+    if total_steps is None:
+        raise ConfigError(
+            "model.sampling_span needs the run's planned steps, which the harness gives before training "
+            "(VideoModel.on_training_plan); train through vpbench, or set model.sampling_span=null"
+        )
+    end = span * total_steps
+    if end <= 0:
+        return float(max(schedule_end, step))  # no run to stretch over: the end state
+    return step * schedule_end / end
+
+
+def scheduled_eta(step: float, start: float = 1.0, decrement: float = 2e-5, stop: int = 50_000) -> float:
     """η(step) = max(0, η_0 − δ·step) before ``stop``, 0 from ``stop`` on."""
     if step >= stop:
         return 0.0
     return max(0.0, start - decrement * step)
 
 
-def reverse_etas(step: int, step1: int = 25_000, step2: int = 50_000, alpha: float = 5_000.0) -> tuple[float, float]:
+def reverse_etas(step: float, step1: int = 25_000, step2: int = 50_000, alpha: float = 5_000.0) -> tuple[float, float]:
     """PredRNN-V2's ``(η_r, η)``: ground-truth probabilities for context and future positions.
 
     η_r = 0.5 before ``step1``, 1 − 0.5·exp(−(step − step1)/α) until ``step2``, then 1;
@@ -54,7 +80,7 @@ def reverse_etas(step: int, step1: int = 25_000, step2: int = 50_000, alpha: flo
 
 def sampling_probs(
     mode: SamplingMode,
-    step: int,
+    step: float,
     *,
     start: float,
     decrement: float,

@@ -4,8 +4,9 @@ A budget is converted to steps before training. Each stage's cost per step is co
 (per model, config, stage and batch size) with torch's FLOP counter on one training step,
 forward and backward, of a deep copy of the model on one training batch; MACs = FLOPs / 2
 (the convention of :mod:`vpbench.profiling`). The counter knows the matrix products,
-convolutions and attention (the CPU attention kernel is added here); elementwise work is
-not counted. The count leaves the model, the data and every random stream as it found them.
+convolutions and attention (:mod:`vpbench.flopcount`, which adds the CPU attention kernel);
+elementwise work is not counted. The count leaves the model, the data and every random
+stream as it found them.
 
 Steps from a budget (``train.batch_size`` = B, stage fractions f_i, MACs per step m_i):
 
@@ -30,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils import flop_counter
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..flopcount import flop_counter
 from ..interfaces import VideoDataset, VideoModel
 from .rng import capture_rng, restore_rng
 from .train import allocate_steps
@@ -79,25 +80,6 @@ class TrainPlan:
         )
 
 
-def _sdpa_cpu(q: Any, k: Any, v: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
-    return int(flop_counter.sdpa_flop_count(q, k, v))  # type: ignore[no-untyped-call]
-
-
-def _sdpa_cpu_backward(g: Any, q: Any, k: Any, v: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
-    return int(flop_counter.sdpa_backward_flop_count(g, q, k, v))  # type: ignore[no-untyped-call]
-
-
-def _counter() -> flop_counter.FlopCounterMode:
-    """torch's FLOP counter, with the CPU attention kernel (which it lacks) counted as attention."""
-    aten = torch.ops.aten
-    extra: dict[Any, Callable[..., int]] = {}
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
-        extra[aten._scaled_dot_product_flash_attention_for_cpu] = _sdpa_cpu
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
-        extra[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _sdpa_cpu_backward
-    return flop_counter.FlopCounterMode(display=False, custom_mapping=extra)
-
-
 def count_step_macs(model: VideoModel, stage_index: int, batch: torch.Tensor, global_step: int = 0) -> int:
     """MACs of one training step (loss forward + backward) of stage ``stage_index`` on ``batch``.
 
@@ -113,7 +95,7 @@ def count_step_macs(model: VideoModel, stage_index: int, batch: torch.Tensor, gl
         trainable = {id(p) for p in params}
         for p in probe.parameters():
             p.requires_grad_(id(p) in trainable)
-        counter = _counter()
+        counter = flop_counter()
         with counter:
             out = stage.step(batch, global_step)
             if params and out.loss.requires_grad:

@@ -32,7 +32,7 @@ from .preflight import component
 from .recording import count_params
 from .rng import deterministic_kernels, seed_everything
 from .rundir import run_lock
-from .selection import resolve_select_metric
+from .selection import resolve_select_metric, validation_metrics
 from .threads import apply_threads
 from .train import RunInterrupted, Trainer, TrainState, ValidationCallback
 
@@ -274,6 +274,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
                     ckpt_dir=rd.checkpoints,
                     progress=req.progress,
                     on_validation=req.on_validation,
+                    watch=validation_metrics(metrics.bound, select),
                     plan=[{"name": s.name, "steps": s.steps, "macs_per_step": s.macs_per_step} for s in plan.stages]
                     if plan is not None else None,
                 ).run(res.resumed)

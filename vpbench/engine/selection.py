@@ -10,13 +10,14 @@ LPIPS has no weights; the run then flags a model that does not beat ``blank`` on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from ..components import build_metrics
+from ..components import BoundMetric, build_metrics
 from ..errors import ConfigError
+from ..interfaces import SetMetric
 from ..plugins import Registry
 
-__all__ = ["auto_candidates", "resolve_select_metric"]
+__all__ = ["auto_candidates", "resolve_select_metric", "validation_metrics"]
 
 
 def auto_candidates(registry: Registry) -> list[str]:
@@ -43,3 +44,13 @@ def resolve_select_metric(registry: Registry, name: str, echo: Callable[[str], N
             echo(f"note: train.select_metric=auto skips {candidate}: {unavailable.get(candidate)}")
     tried = ", ".join(candidates) or "no installed metric declares an auto_select_rank"
     raise ConfigError(f"train.select_metric=auto found none usable ({tried}); set train.select_metric")
+
+
+def validation_metrics(metrics: Sequence[BoundMetric], select: BoundMetric) -> list[BoundMetric]:
+    """The run's metrics that every validation pass records beside ``select`` (the trainer's
+    ``watch``): those under the selecting metric's protocol, ``select`` excluded, so that the
+    validation history holds e.g. LPIPS and MSE whichever of them selects."""
+    return [
+        m for m in metrics
+        if m.protocol == select.protocol and m.name != select.name and not isinstance(m.metric, SetMetric)  # FVD: test set only
+    ]

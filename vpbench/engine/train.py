@@ -10,7 +10,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -29,7 +29,9 @@ from .evaluate import evaluate
 from .rng import capture_rng, restore_rng
 from .schedule import apply_schedule, build_optimizer
 
-__all__ = ["RunInterrupted", "Trainer", "TrainState", "ValidationCallback", "allocate_steps", "planned_steps"]
+__all__ = [
+    "RunInterrupted", "Trainer", "TrainState", "ValidationCallback", "allocate_steps", "planned_steps", "validation_points",
+]
 
 #: ``callback(step, {"val_<metric>": value, ...}, checkpoint_dir)``, called after each
 #: validation pass, once ``checkpoint_dir/last.pt`` holds the state at ``step``.
@@ -108,6 +110,34 @@ def allocate_steps(fractions: list[float], total: int) -> list[int]:
     return [b - a for a, b in zip([0] + bounds[:-1], bounds)]
 
 
+def validation_points(steps: list[int], selects: list[bool], validations: int) -> frozenset[int]:
+    """The global steps of ``validations`` passes evenly spaced over the steps of the selecting stages.
+
+    ``steps``: each stage's planned steps, ``selects``: whether it selects. The selecting stages'
+    steps are laid end to end (S in all) and pass ``k`` lands on their ``round(k·S/N)``-th step,
+    k = 1..N; the last pass is the end of the last selecting stage. Fewer than N points when
+    S < N (each step at most once).
+    """
+    spans: list[tuple[int, int]] = []  # (first global step after the span's start, steps) of each selecting stage
+    start = 0
+    for n, sel in zip(steps, selects):
+        if sel and n > 0:
+            spans.append((start, n))
+        start += n
+    total = sum(n for _, n in spans)
+    points: set[int] = set()
+    for k in range(1, validations + 1):
+        position = round(k * total / validations)  # 1-based position in the selecting steps, 0 = none
+        for first, n in spans:
+            if position <= 0:
+                break
+            if position <= n:
+                points.add(first + position)
+                break
+            position -= n
+    return frozenset(points)
+
+
 def planned_steps(plan: list[dict[str, Any]], stages: list[Stage], path: Path) -> list[int]:
     """Each stage's steps from a saved plan, which must name the model's stages in order."""
     names = [s.name for s in stages]
@@ -172,10 +202,19 @@ class Trainer:
         progress: bool = True,
         on_validation: ValidationCallback | None = None,
         plan: list[dict[str, Any]] | None = None,
+        watch: Sequence[BoundMetric] = (),
     ) -> None:
         """``plan``: ``{"name", "steps", "macs_per_step"}`` per stage (see :mod:`.budget`); without
         it the stages split ``cfg.max_steps`` by their fractions and no MACs are counted. A
-        resumed run keeps the plan saved in its checkpoint."""
+        resumed run keeps the plan saved in its checkpoint.
+
+        ``watch``: further metrics every validation pass computes and records beside ``select``
+        (each entry of the history holds every metric of the pass), e.g. MSE beside LPIPS for
+        the quality-vs-compute figure; those under another protocol than ``select``'s, and
+        ``select`` itself, are left out. They never decide the best checkpoint."""
+        self.watch = [
+            m for m in watch if select is not None and m.protocol == select.protocol and m.name != select.name
+        ]
         self.on_validation = on_validation
         self.plan = plan
         self.model, self.model_name, self.model_config = model, model_name, model_config
@@ -188,6 +227,14 @@ class Trainer:
         self._scaler: torch.amp.GradScaler | None = None
         #: clock readings that make the state's wall and CPU seconds continue a resumed run's
         self._wall0 = self._cpu0 = 0.0
+        #: with ``train.validations``: the global steps that validate (from the run's plan)
+        self._points: frozenset[int] | None = None
+
+    def _due(self, global_step: int) -> bool:
+        """Whether a validation pass falls on ``global_step`` (besides a selecting stage's end)."""
+        if self._points is not None:
+            return global_step in self._points
+        return global_step % self.cfg.eval_every == 0
 
     def _clock(self, state: TrainState) -> None:
         state.wall_time_s = time.monotonic() - self._wall0
@@ -241,7 +288,7 @@ class Trainer:
             res = evaluate(
                 {"model": self.model.predict},
                 self.val_split,
-                [sel],
+                [sel, *self.watch],
                 context=self.dataset.context,
                 horizon=self.dataset.horizon,
                 device=self.device,
@@ -250,7 +297,8 @@ class Trainer:
                 progress=False,
             )["model"]
         self.model.train()
-        value = res.metrics[sel.protocol][sel.name].mean
+        values = {m.name: res.metrics[m.protocol][m.name].mean for m in [sel, *self.watch]}
+        value = values[sel.name]
         better = state.best_value is None or (
             value > state.best_value if sel.higher_is_better else value < state.best_value
         )
@@ -263,7 +311,7 @@ class Trainer:
                 "sequences": state.sequences_seen,
                 "macs": state.macs_done,
                 "stage": state.plan[state.stage_index]["name"] if state.stage_index < len(state.plan) else None,
-                sel.name: value,
+                **values,
             })
             state.last_validated = state.global_step
         bar.set_postfix({f"val_{sel.name}": f"{value:.4g}", "best@": state.best_step})
@@ -271,7 +319,7 @@ class Trainer:
             with _defer_sigint():
                 save()
         if self.on_validation is not None:
-            self.on_validation(state.global_step, {f"val_{sel.name}": value}, self.ckpt_dir)
+            self.on_validation(state.global_step, {f"val_{k}": v for k, v in values.items()}, self.ckpt_dir)
 
     # ----------------------------------------------------------------------- train
     def run(self, resume: bool) -> TrainState:
@@ -288,6 +336,9 @@ class Trainer:
                 for s, n in zip(stages, allocate_steps([s.fraction for s in stages], self.cfg.max_steps))
             ]
         budgets = planned_steps(state.plan, stages, self.last)
+        self.model.on_training_plan(sum(budgets))
+        if self.cfg.validations is not None:  # from the saved plan: a resumed run validates where it would have
+            self._points = validation_points(budgets, [s.selects for s in stages], self.cfg.validations)
         state.attempts += 1
         self.model.to(self.device).train()
         self._wall0 = time.monotonic() - state.wall_time_s
@@ -365,7 +416,7 @@ class Trainer:
                 resuming
                 and stage.selects
                 and self.select is not None
-                and (state.global_step % self.cfg.eval_every == 0 or state.stage_step == budget)
+                and (self._due(state.global_step) or state.stage_step == budget)
                 and state.last_validated < state.global_step
             ):
                 self._validate(state, bar, save=self._saver(state, opt, rng))  # the interrupted run had not finished this validation
@@ -407,7 +458,7 @@ class Trainer:
                     bar.set_postfix({"loss": f"{loss.item():.4g}", **{k: f"{v:.3g}" for k, v in list(out.logs.items())[:3]}})
                 done = state.stage_step == budget
                 validate = stage.selects and self.select is not None and (
-                    state.global_step % self.cfg.eval_every == 0 or done
+                    self._due(state.global_step) or done
                 )
                 # a run that reports its validations (Tune, a cluster) saves last.pt after the
                 # validation, before the report: the state it hands over names the weights of best.pt
