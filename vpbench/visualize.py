@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -61,12 +62,7 @@ def plot_per_frame(path: Path, curves: Mapping[str, Mapping[str, Sequence[float]
         ax.set_title(name)
         ax.set_xlabel("predicted frame")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save_figure(fig, axes, title, path)
 
 
 def plot_compute(
@@ -94,6 +90,13 @@ def plot_compute(
         ax.set_title(name)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
+    _save_figure(fig, axes, title, path)
+
+
+def _save_figure(fig: Any, axes: Any, title: str, path: Path) -> None:
+    """Legend, title and layout of a grid of panels; the PNG written atomically."""
+    import matplotlib.pyplot as plt
+
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -30,7 +30,7 @@ from ..records import ComponentInfo, RunRecord, TrainSummary, write_record
 from .evaluate import EvalResult, Predictor, evaluate
 from .guards import check_measured
 from .preflight import component, metric_policy, preflight
-from .recording import baseline_predictors, build_record, profile_if, score_cache, write_pictures
+from .recording import baseline_predictors, build_record, count_params, profile_if, score_cache, write_pictures
 
 __all__ = ["Metrics", "Subject", "choose_metrics", "check_samples", "preflight_scoring", "score_and_record"]
 
@@ -61,6 +61,13 @@ class Subject:
     served: Tensor | None = None
     params: tuple[int, int] = (0, 0)
     draws: int = 1
+
+    @classmethod
+    def of_model(cls, registry: Registry, name: str, model: VideoModel, draws: int = 1) -> Subject:
+        """A registered model's subject: its predictions, package, resolved config and size."""
+        config = model.config.model_dump(mode="json")
+        info = ComponentInfo(name=name, package=registry.models.entry(name).package, config=config)
+        return cls(name=name, predict=model.predict, info=info, model=model, params=count_params(model), draws=draws)
 
 
 def choose_metrics(registry: Registry, cfg: EvalConfig, echo: Echo) -> Metrics:

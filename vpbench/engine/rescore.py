@@ -21,13 +21,12 @@ from ..data.root import resolve_data_root
 from ..errors import ConfigError
 from ..hardware import resolve_device
 from ..plugins import Registry
-from ..records import ComponentInfo, RunRecord, TrainSummary
+from ..records import RunRecord, TrainSummary
 from .costs import train_summary
 from .guards import check_run_id, check_test_split
 from .pipeline import Subject, check_samples, choose_metrics, preflight_scoring, score_and_record
 from .preflight import component
 from .rng import seed_everything
-from .recording import count_params
 from .rundir import run_lock
 from .train import TrainState
 from .run import DEFAULT_COMPARE, RunDir
@@ -97,20 +96,12 @@ def _rescore_run(req: EvalRequest, registry: Registry, echo: Echo, stack: ExitSt
     _check_out(out, req.run)  # again, now that no other process can write it
 
     state = ckpt.train_state or {}
-    model_cfg = model.config.model_dump(mode="json")
     chose_best = ckpt.kind == "best"
     record = score_and_record(
         registry=registry,
         dataset=dataset,
         dataset_name=saved.dataset,
-        subject=Subject(
-            name=saved.model,
-            predict=model.predict,
-            info=ComponentInfo(name=saved.model, package=registry.models.entry(saved.model).package, config=model_cfg),
-            model=model,
-            params=count_params(model),
-            draws=draws,
-        ),
+        subject=Subject.of_model(registry, saved.model, model, draws),
         metrics=metrics,
         cfg=cfg.eval,
         seed=cfg.seed,

@@ -20,7 +20,7 @@ from ..fsutil import atomic_write_text
 from ..hardware import resolve_device
 from ..interfaces import VideoModel
 from ..plugins import Registry
-from ..records import ComponentInfo, RunRecord
+from ..records import RunRecord
 from .blankcheck import DEFAULT_COMPARE, FLAG_BELOW_BLANK, below_blank
 from .budget import MacCounts, TrainPlan, plan_training
 from .checkpoint import load_checkpoint, load_model_state
@@ -29,7 +29,6 @@ from .evaluate import EvalResult
 from .guards import check_compare, check_run_dir, check_run_id, check_test_split, check_trainable
 from .pipeline import Subject, check_samples, choose_metrics, preflight_scoring, score_and_record
 from .preflight import component
-from .recording import count_params
 from .rng import deterministic_kernels, seed_everything
 from .rundir import run_lock
 from .selection import resolve_select_metric, validation_metrics
@@ -297,14 +296,7 @@ def _execute_run(req: RunRequest, registry: Registry, echo: Echo, stack: ExitSta
         registry=registry,
         dataset=dataset,
         dataset_name=res.dataset,
-        subject=Subject(
-            name=res.model,
-            predict=model.predict,
-            info=ComponentInfo(name=res.model, package=registry.models.entry(res.model).package, config=model_cfg),
-            model=model,
-            params=count_params(model),
-            draws=draws,
-        ),
+        subject=Subject.of_model(registry, res.model, model, draws),
         metrics=metrics,
         cfg=cfg.eval,
         seed=cfg.seed,
