@@ -10,10 +10,10 @@ window radius from every border, so the padding mode never matters: every filter
 is a 'valid' one), then over channels.
 
 Two exact routes, both float64: on CPU, numpy adds over flat buffers of a few frames
-(each filter pass a handful of whole-buffer operations, no call per line; 1.6x the
-per-frame scikit-image loop at 128x128 and 2.7x at 64x64 in ``benchmarks/metrics_speed.py``
-under a load of 8 on two cores, values within 1e-14 of scipy's filters), and grouped
-separable ``conv2d`` on any other device.
+(each filter pass a handful of whole-buffer operations, no call per line; 1.52-1.64x the
+per-frame scikit-image loop at 128x128 and 2.66-2.73x at 64x64 in two runs of
+``benchmarks/metrics_speed.py --quick --threads 1`` under a load of 8-12 on two cores,
+values within 1e-14 of scipy's filters), and grouped separable ``conv2d`` on any other device.
 """
 
 from __future__ import annotations
