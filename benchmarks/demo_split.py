@@ -67,6 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-steps", type=int, default=None, help="training steps (default: the demo's 2,440)")
     ap.add_argument("--clips", type=int, default=1000, help="test clips (default: the demo's 1,000)")
+    ap.add_argument("--new-first", action="store_true", help="run the new path first (to see the order's effect)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     registry = get_registry()
@@ -79,7 +80,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="vpbench-demo-split-") as tmp:
         root = Path(tmp)
-        for mode in ("old", "new"):
+        for mode in ("new", "old") if args.new_first else ("old", "new"):
             wall, cfg, ckpt = train(registry, mode, args.train_steps, root)
             print(f"  {mode}: trained in {wall:.1f} s", flush=True)
             data_root = root / f"test-data-{mode}"
@@ -93,7 +94,8 @@ def main() -> None:
                 results[label] = res
                 print(f"  {label}: test pass {test_s:.1f} s (sampler {clock.get(f'predict {MODEL}', 0.0):.1f} s)", flush=True)
     print(f"\n{'path':<12}{'train s':>10}{'test s':>10}{'total s':>10}{'test share':>12}")
-    for label, (tr, te) in rows.items():
+    for label in ("old", "new", "new (warm)"):
+        tr, te = rows[label]
         print(f"{label:<12}{tr:10.1f}{te:10.1f}{tr + te:10.1f}{te / (tr + te):11.0%}")
     old_tr, old_te = rows["old"]
     for label in ("new", "new (warm)"):
