@@ -374,9 +374,8 @@ class IncrementalSampler:
         caches = []
         for (k, v), attn in zip(rec["kv"], p.attn):  # [B, heads, t·hw, dh]
             heads, dh = k.shape[1], k.shape[3]
-            # uninitialised: a voxel's key and value are written before any query reads them
-            kt = k.new_empty(b * heads, dh, total * hw)  # keys, transposed
-            vc = v.new_empty(b * heads, total * hw, dh)
+            kt = k.new_zeros(b * heads, dh, total * hw)  # keys, transposed
+            vc = v.new_zeros(b * heads, total * hw, dh)
             kt[..., : t * hw] = k.transpose(2, 3).flatten(0, 1)
             vc[:, : t * hw] = v.flatten(0, 1)
             scale = dh**-0.5
