@@ -20,7 +20,17 @@ that selects ``best.pt`` (same tokens, so the same choice); the script checks th
 numbers print the same.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/demo_split.py                       # the whole demo, twice
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/demo_split.py --train-steps 40 --clips 100
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/demo_split.py --train-steps 100 --clips 250
+
+Measured on the shared 2-core machine (load average 6-16 from other jobs), ``--train-steps 100
+--clips 250``, before the warm-up was added (train s / test s):
+
+    old first:  old 270.2 / 154.6, new 65.6 / 75.6, new warm 65.6 / 43.4
+    new first:  new 117.7 / 172.7, new warm 117.7 / 33.9, old 55.5 / 112.6
+
+so the order decided the ratio (test old/new 2.04x one way, 0.65x the other): the first path
+in the process paid the first calls, and the load moved between runs. The whole demo (2,440
+steps, 1,000 clips) twice did not fit in the session. Test numbers printed the same every time.
 """
 
 from __future__ import annotations
@@ -80,6 +90,13 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="vpbench-demo-split-") as tmp:
         root = Path(tmp)
+        # untimed warm-up of both paths (first calls: oneDNN kernels, allocator, imports): without
+        # it, whichever path runs first was 2-4x slower on the shared machine, in either order
+        for mode in ("old", "new"):
+            _, cfg, ckpt = train(registry, mode, 2, root / f"warm-up-{mode}")
+            test_pass("old" if mode == "old" else "cold", registry, MODEL, cfg, ckpt, 8, 8,
+                      root / f"warm-up-{mode}" / "data", root / "warm-up-runs")
+        print("  (warm-up of both paths done)", flush=True)
         for mode in ("new", "old") if args.new_first else ("old", "new"):
             wall, cfg, ckpt = train(registry, mode, args.train_steps, root)
             print(f"  {mode}: trained in {wall:.1f} s", flush=True)
