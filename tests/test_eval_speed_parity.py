@@ -60,6 +60,25 @@ def test_ssim_equals_the_former_implementation() -> None:
         np.testing.assert_allclose(m.per_frame(pred, true), legacy_metric(m).per_frame(pred, true), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(3, 5, 3, 40, 52), (2, 3, 1, 128, 128), (1, 2, 1, 7, 300)])
+def test_ssim_flat_filters_equal_the_former_scipy_filters(shape: tuple[int, ...]) -> None:
+    """Partial last chunks, several channels, one frame per chunk, the smallest side = the window."""
+    from vpbench_metrics.ssim import SSIM
+
+    g = torch.Generator().manual_seed(5)
+    true = torch.rand(shape, generator=g, dtype=torch.float64)
+    pred = true + 0.3 * torch.randn(shape, generator=g, dtype=torch.float64)
+    pred[0, 0, 0, :3] = 0.5  # a flat patch: zero variance in both
+    true[0, 0, 0, :3] = 0.5
+    for protocol in ("openstl", "standard"):
+        if protocol == "standard" and min(shape[-2:]) < 11:
+            continue
+        m = SSIM(protocol)
+        new, old = m.per_frame(pred, true), legacy_metric(m).per_frame(pred, true)
+        torch.testing.assert_close(new, old, rtol=0, atol=1e-12, msg=protocol)
+        torch.testing.assert_close(new, SSIM(protocol, route="torch").per_frame(pred, true), rtol=0, atol=1e-12)
+
+
 def test_lpips_target_features_once_equal_one_call_per_prediction() -> None:
     metric = LPIPS()
     if metric.available():

@@ -106,3 +106,38 @@ def test_cpu_attention_counts_in_inference_flops_as_in_the_training_count() -> N
     batch = torch.rand(1, 4, *SHAPE.as_tuple())
     train = count_step_macs(model, 0, batch)
     assert train > 2 * prof["macs_per_sequence"]  # the backward pass costs more than the forward
+
+
+def test_profile_command_counts_flops_once_and_reuses_the_checked_count(tmp_path) -> None:
+    """`vpbench profile` keeps the FLOP count in the data root's checked cache (shared with eval);
+    a corrupted file or --recount counts again; throughput needs no test set."""
+    from click.testing import CliRunner
+
+    from vpbench.cli import build_cli
+    from vpbench.plugins import get_plugin_manager
+
+    cli = build_cli(get_plugin_manager())
+    root = tmp_path / "root"
+    args = ["profile", "-m", "convlstm", "-d", "glyphs", "--set", "model.hidden=4", "--set", "model.num_layers=1",
+            "--batch-size", "1", "--repeats", "1", "--data-root", str(root)]
+
+    def run(*extra: str) -> tuple[str, str]:
+        out = CliRunner().invoke(cli, [*args, *extra])
+        assert out.exit_code == 0, out.output
+        flops = next(line.split()[-1] for line in out.output.splitlines() if line.startswith("flops_per_sequence"))
+        return out.output, flops
+
+    first, flops = run()
+    assert "FLOPs counted and cached in" in first and int(flops.replace(",", "")) > 0
+    cached = list((root / ".vpbench-cache" / "macs").glob("*.npz"))
+    assert len(cached) == 1
+    second, again = run()
+    assert f"FLOPs reused from {cached[0]}" in second and again == flops
+    assert not (root / "glyphs").exists()  # no dataset was made or read
+    cached[0].write_bytes(b"garbage")
+    third, recounted = run()
+    assert "FLOPs counted and cached in" in third and recounted == flops
+    fourth, _ = run("--recount")
+    assert "FLOPs counted and cached in" in fourth
+    other, _ = run("--set", "model.filter_size=5")
+    assert "FLOPs counted" in other and len(list((root / ".vpbench-cache" / "macs").glob("*.npz"))) == 2

@@ -31,6 +31,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from .errors import ConfigError
 from .flopcount import flop_counter
 from .interfaces import VideoModel
 
-__all__ = ["profile_model", "count_parameters", "count_flops"]
+__all__ = ["MACS_STORE", "profile_model", "count_parameters", "count_flops", "flops_key"]
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -54,26 +55,36 @@ def _context(model: VideoModel, batch: int, context: int, device: torch.device) 
     return torch.rand(batch, context, c, h, w, generator=gen).to(device)
 
 
+#: the kind of checked store (``<root>/.vpbench-cache/macs/``) that keeps FLOP counts
+MACS_STORE = "macs"
+
+
+def flops_key(model: VideoModel, *, context: int, horizon: int, device: torch.device) -> dict[str, Any]:
+    """What a FLOP count depends on: model class and config, frame shape, lengths, device type, versions."""
+    from . import __version__
+
+    return {
+        "kind": "flops/2",  # 2: CPU attention counted (vpbench.flopcount)
+        "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "config": model.config.model_dump(mode="json"),
+        "frame_shape": list(model.frame_shape.as_tuple()),
+        "context": context,
+        "horizon": horizon,
+        "device": device.type,
+        "vpbench": __version__,
+        "torch": torch.__version__,
+    }
+
+
 def count_flops(
     model: VideoModel, *, context: int, horizon: int, device: torch.device, macs_cache: Path | None = None
 ) -> int:
     """FLOPs (multiply-add = 2) of ``model.predict`` on one sequence; reused from ``macs_cache`` when given."""
     if macs_cache is not None:
-        from . import __version__
         from .engine.cache import CheckedStore
 
-        store = CheckedStore(macs_cache, "macs")
-        key = {
-            "kind": "flops/2",  # 2: CPU attention counted (vpbench.flopcount)
-            "model": f"{type(model).__module__}.{type(model).__qualname__}",
-            "config": model.config.model_dump(mode="json"),
-            "frame_shape": list(model.frame_shape.as_tuple()),
-            "context": context,
-            "horizon": horizon,
-            "device": device.type,
-            "vpbench": __version__,
-            "torch": torch.__version__,
-        }
+        store = CheckedStore(macs_cache, MACS_STORE)
+        key = flops_key(model, context=context, horizon=horizon, device=device)
         got = store.load(key)
         if got is not None and got.get("flops", np.empty(0)).shape == (1,):
             return int(got["flops"][0])
