@@ -45,6 +45,9 @@ class BenchRequest:
     argv: Sequence[str] = ()
     quiet: bool = False
     dry_run: bool = False
+    #: ``--shared-out``: ``out`` is on a file system every node mounts at the same path; each
+    #: run's node writes its states and result there, the driver receives no state bytes
+    shared_out: bool = False
 
 
 @dataclass
@@ -189,6 +192,7 @@ def _run_on_ray(
     a time and write each to its run's folder as it arrives (:mod:`vpbench.bench.store`)."""
     from ..cluster.connect import forwarded_plugins, ray_session, require_ray, window
     from ..cluster.interrupt import POLL_S, cancel_all, sigint_flag
+    from ..cluster.pack import recover_dir
     from ..cluster.transport import next_message, remote_task
     from .store import store_message, stored_state
     from .task import run_job
@@ -215,11 +219,16 @@ def _run_on_ray(
         def submit(o: RunOutcome) -> None:
             run = o.run
             root = run.run_dir(out)
-            state = stored_state(root)  # read from disk now, one run at a time
-            resuming = state is not None
+            if req.shared_out:  # the node reads the state from the shared folder itself
+                recover_dir(root)
+                root.parent.mkdir(parents=True, exist_ok=True)
+                state, resuming = None, (root / "run.yaml").is_file()
+            else:
+                state = stored_state(root)  # read from disk now, one run at a time
+                resuming = state is not None
             step = _stored_step(root) if resuming else None
             job = run_job(run, resume=resuming, device=device, data_root=data_root, compare=compare,
-                          argv=req.argv, plugins=plugins)
+                          argv=req.argv, plugins=plugins, shared=str(root.resolve()) if req.shared_out else None)
             pending[task.remote(job, state)] = o
             del state  # the object store holds it until the task starts; the driver does not
             o.attempts += 1

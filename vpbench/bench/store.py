@@ -5,7 +5,8 @@ with an atomic replace: after a validation pass its resumable state (``run.yaml`
 ``checkpoints/``) plus :data:`STATE_FILE` (the step and node it was taken at), at the end the
 finished run directory (without that file). A retry after the loss of the node that ran it,
 or a later ``vpbench bench`` on the same ``--out``, resumes from there. ``--out`` needs no
-storage shared between the nodes.
+storage shared between the nodes; with ``--shared-out`` (:mod:`vpbench.cluster.shared`) the
+nodes write these folders themselves (:data:`STATE_FILE` too) and nothing is written here.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..cluster.transport import RemoteRun
+from .store import STATE_FILE
 from .suite import PlannedRun
 
 __all__ = ["run_job"]
@@ -29,8 +30,10 @@ def run_job(
     compare: Sequence[str] | None,
     argv: Sequence[str],
     plugins: Sequence[object],
+    shared: str | None = None,
 ) -> RemoteRun:
-    """The job of ``run``: from its config, or (``resume``) from the state it is sent with."""
+    """The job of ``run``: from its config, or (``resume``) from the state it is sent with (or,
+    with ``shared``, the state in that folder on storage every node mounts)."""
     from ..engine.run import RunRequest
 
     kwargs: dict[str, Any] = {} if compare is None else {"compare": tuple(compare)}
@@ -46,4 +49,7 @@ def run_job(
         **kwargs,
     )
     text = None if resume else yaml.safe_dump(run.overrides, sort_keys=False)
-    return RemoteRun(req, f"{run.name}.yaml" if text is not None else None, text, tuple(plugins), (run.dataset, dict(run.overrides), data_root))
+    return RemoteRun(
+        req, f"{run.name}.yaml" if text is not None else None, text, tuple(plugins), (run.dataset, dict(run.overrides), data_root),
+        shared=shared, state_note=STATE_FILE if shared is not None else None,
+    )

@@ -36,6 +36,7 @@ exits with status 1.
 @click.option("--cpus-per-run", type=float, default=1.0, show_default=True, help="CPUs per run.")
 @click.option("--retries", type=int, default=2, show_default=True, help="Retries of a failed run (worker or node lost), each from its last checkpoint.")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="VPBENCH_DATA", help="Where datasets live on every node (default $VPBENCH_DATA or ~/.cache/vpbench).")
+@click.option("--shared-out", is_flag=True, help="OUT is on a file system every node mounts at the same path: each run's node writes its checkpoints and result there itself (atomic replace), and no checkpoint passes through the driver. Default: states are sent to the driver, which writes them to OUT.")
 @click.option("--dry-run", is_flag=True, help="List the runs and whether each is finished, resumable or new; run nothing.")
 @click.option("--quiet", is_flag=True, help="Hide the runs' own output (Ray's worker logs).")
 @click.pass_context
@@ -49,6 +50,7 @@ def command(
     cpus_per_run: float,
     retries: int,
     data_root: Path | None,
+    shared_out: bool,
     dry_run: bool,
     quiet: bool,
 ) -> None:
@@ -75,6 +77,7 @@ def command(
         argv=["bench", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else ["bench", str(suite)],
         quiet=quiet,
         dry_run=dry_run,
+        shared_out=shared_out,
     )
     result = run_bench(req, ctx.obj.registry, echo=click.echo)
     if dry_run:

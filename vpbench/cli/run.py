@@ -28,7 +28,9 @@ The run directory holds run.yaml (the resolved config), checkpoints/, record.jso
 \b
 With --address the run is one Ray task (--cpus, --gpus; --device cuda asks for a GPU). It
 sends its state back at every validation pass: a lost worker restarts from there
-(--max-retries), and Ctrl-C leaves that state in --out for --resume. A cluster that does
+(--max-retries), and Ctrl-C leaves that state in --out for --resume. With --shared-out
+(--out on a file system every node mounts at the same path) the node writes each state and
+the finished run directory to --out itself and only the step comes back. A cluster that does
 not answer within 10 s is an error; ray:// addresses need `pip install 'ray[client]'`.
 """
 
@@ -73,6 +75,7 @@ def metrics_table(record: object) -> str:
 @click.option("--address", help="Run as a task on the Ray cluster at auto, HOST:PORT or ray://HOST:PORT; the run directory comes back to --out. Gives up after 10 s when no cluster answers.")
 @click.option("--cpus", type=float, help="With --address: CPUs the task asks Ray for (default 1).")
 @click.option("--gpus", type=float, help="With --address: GPUs the task asks Ray for (default: 1 with --device cuda, or with auto when the cluster has one).")
+@click.option("--shared-out", is_flag=True, help="With --address: --out is on a file system every node mounts at the same path; the node writes the run's checkpoints and result there itself and none pass through this process.")
 @click.option("--max-retries", type=int, help="With --address: restarts of a task whose worker dies, from its last validation state (default 2).")
 @click.pass_obj
 def command(
@@ -92,6 +95,7 @@ def command(
     cpus: float | None,
     gpus: float | None,
     max_retries: int | None,
+    shared_out: bool,
 ) -> None:
     """Train MODEL on DATASET, pick the best checkpoint on the validation split, score
     the test split with every metric, and write a versioned run record.
@@ -105,6 +109,8 @@ def command(
 
     if address is None and (cpus is not None or gpus is not None or max_retries is not None):
         raise ConfigError("--cpus, --gpus and --max-retries size a task on a Ray cluster; give --address too, or drop them")
+    if address is None and shared_out:
+        raise ConfigError("--shared-out says where a cluster node writes the run; give --address too, or drop it")
 
     req = RunRequest(
         model=model,
@@ -132,6 +138,7 @@ def command(
                 cpus=1.0 if cpus is None else cpus,
                 gpus=gpus,
                 max_retries=2 if max_retries is None else max_retries,
+                shared_out=shared_out,
             )
         else:
             record, run_dir = execute_run(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]

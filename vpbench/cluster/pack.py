@@ -6,9 +6,10 @@ import io
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["RESUMABLE", "pack_dir", "unpack_dir", "recover_dir", "copy_state", "pack_state"]
+__all__ = ["RESUMABLE", "pack_dir", "unpack_dir", "replace_dir", "recover_dir", "copy_state", "pack_state"]
 
 #: The resumable part of a run directory: its spec and checkpoints (what ``--resume`` needs).
 RESUMABLE = ("run.yaml", "checkpoints/last.pt", "checkpoints/best.pt")
@@ -25,10 +26,20 @@ def pack_dir(root: Path) -> bytes:
 
 
 def unpack_dir(data: bytes, dest: Path, *, replace: bool = False) -> None:
-    """Extract :func:`pack_dir`'s bytes into ``dest`` atomically.
+    """Extract :func:`pack_dir`'s bytes into ``dest`` atomically (:func:`replace_dir`)."""
 
-    ``dest`` must not exist unless ``replace`` is set. The new directory is written beside
-    it, the old one renamed aside, the new one renamed into place, and only then the old one
+    def extract(tmp: Path) -> None:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+            tar.extractall(tmp, filter="data")
+
+    replace_dir(dest, extract, replace=replace)
+
+
+def replace_dir(dest: Path, fill: Callable[[Path], None], *, replace: bool = True) -> None:
+    """Make ``dest`` the folder that ``fill`` writes, atomically.
+
+    ``dest`` must not exist unless ``replace`` is set. ``fill`` writes the new directory beside
+    it, the old one is renamed aside, the new one renamed into place, and only then the old one
     removed: a reader never sees half a directory, and a kill at any point leaves a complete
     one (``dest``, or the old one under ``.<name>.old-*`` when the kill fell between the renames;
     :func:`recover_dir` puts that back).
@@ -40,8 +51,7 @@ def unpack_dir(data: bytes, dest: Path, *, replace: bool = False) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
     old: Path | None = None
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-            tar.extractall(tmp, filter="data")
+        fill(tmp)
         if dest.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
             old.rmdir()

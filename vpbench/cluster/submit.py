@@ -9,7 +9,9 @@ nothing is lost when the worker dies (the driver starts the task again from the 
 ``--max-retries`` times), nor when the driver itself is stopped: Ctrl-C, SIGTERM or SIGHUP
 end it cleanly, and even a SIGKILL leaves the last state in ``--out``, a run directory
 ``vpbench run --resume --out`` (with or without ``--address``) continues. The finished run
-directory lands at the same ``--out`` a local run would use.
+directory lands at the same ``--out`` a local run would use. With ``--shared-out``
+(:mod:`vpbench.cluster.shared`) the node writes the states and the finished directory to
+``--out`` itself and the messages carry only the step; everything else is the same.
 """
 
 from __future__ import annotations
@@ -54,13 +56,15 @@ def submit_run(
     cpus: float = 1.0,
     gpus: float | None = None,
     max_retries: int = 2,
+    shared_out: bool = False,
 ) -> tuple[Any, Path]:
     """Run ``req`` (a :class:`vpbench.engine.run.RunRequest`) on the cluster at ``address``.
 
     ``cpus`` and ``gpus`` are the task's Ray resources (``gpus=None``: one GPU for
     ``--device cuda``, or for ``auto`` when the cluster has one). A task whose worker or node
     dies starts again from the last state it sent, up to ``max_retries`` times. Returns the
-    record and the local run directory, exactly as ``execute_run`` does; Ctrl-C raises
+    record and the local run directory, exactly as ``execute_run`` does. ``shared_out``: ``--out``
+    is on a file system the node mounts at the same path, and the node writes it. Ctrl-C raises
     :class:`~vpbench.engine.train.RunInterrupted` after writing the last state to ``--out``.
     """
     from ..engine.run import resolve_request
@@ -75,6 +79,10 @@ def submit_run(
         recover_dir(Path(req.out))  # a driver killed between the two renames of a state
     res = resolve_request(req, registry)  # validates flags and config here, before submitting
     out = res.run_dir.root
+    shared = None
+    if shared_out:
+        out.parent.mkdir(parents=True, exist_ok=True)  # the node checks that it sees this folder
+        shared = str(out.resolve())
     source = None if res.resumed else (Path(res.config_source) if res.config_source else None)
     config_text = source.read_text(encoding="utf-8") if source is not None else None
     has_state = res.resumed
@@ -98,10 +106,10 @@ def submit_run(
         with sigint_flag(signal.SIGTERM, signal.SIGHUP) as stop:
             while True:
                 if has_state:  # continue from the last state on disk (or the resumed run's)
-                    job = RemoteRun(replace(sent, resume=True, sets=(), seed=None), plugins=plugins)
-                    gen = task.remote(job, pack_state(out), step)
+                    job = RemoteRun(replace(sent, resume=True, sets=(), seed=None), plugins=plugins, shared=shared)
+                    gen = task.remote(job, None if shared else pack_state(out), step)
                 else:
-                    job = RemoteRun(sent, source.name if source else None, config_text, plugins=plugins)
+                    job = RemoteRun(sent, source.name if source else None, config_text, plugins=plugins, shared=shared)
                     gen = task.remote(job, None)
                 try:
                     with user_errors():
@@ -110,7 +118,7 @@ def submit_run(
                             kind, n, _, where = message
                             if kind == "state":
                                 step, has_state = n, True
-                                echo(f"checkpoint at step {n} received from {where}")
+                                echo(f"checkpoint at step {n} {'written to --out by' if shared else 'received from'} {where}")
                             else:
                                 host = where
                     if host or not stop.is_set():  # finished (even if a signal came after the last message)
@@ -136,5 +144,5 @@ def submit_run(
                     echo("interrupted before the first validation; nothing to resume, start the run again")
                     raise KeyboardInterrupt
                 raise RunInterrupted(max(step, 0), out)
-    echo(f"run finished on {host}; run directory copied to {out}")
+    echo(f"run finished on {host}; run directory {'written to' if shared else 'copied to'} {out}")
     return read_record(out / "record.json"), out

@@ -10,6 +10,11 @@ to the run's folder at once, with an atomic replace: a state is never held only 
 driver's memory, so a driver killed by any signal leaves the last state it received on disk,
 a run directory that ``--resume`` continues. Nothing is sent back twice: a run restarted from
 a state does not report that state's step again.
+
+With ``--shared-out`` (:mod:`vpbench.cluster.shared`, :attr:`RemoteRun.shared`) the node writes
+each state and the finished directory into the run's folder on the shared ``--out`` itself, with
+the same atomic replace, and the messages carry no bytes (``payload`` None): the driver only
+learns the step and the node. :data:`traffic` counts what the driver received.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from typing import Any
 
 from .interrupt import POLL_S
 from .pack import pack_dir, pack_state, unpack_dir
+from .shared import check_reachable, load_state, write_done, write_state
 
-__all__ = ["BACKPRESSURE", "RemoteRun", "stream_run", "remote_task", "receive", "next_message", "follow"]
+__all__ = ["BACKPRESSURE", "Traffic", "traffic", "RemoteRun", "stream_run", "remote_task", "receive", "next_message", "follow"]
 
 #: unread messages one run may have waiting for the driver before its training thread blocks
 BACKPRESSURE = 2
@@ -49,6 +55,23 @@ class RemoteRun:
     plugins: tuple[object, ...] = ()
     #: ``(dataset, overrides, data_root)`` to prepare on the node first (a node that joined late)
     prepare: tuple[str, dict[str, Any], str | None] | None = None
+    #: ``--shared-out``: the run's folder on storage every node mounts at this (absolute) path;
+    #: the node reads a resumed state from there and writes its states and result there
+    shared: str | None = None
+    #: with ``shared``: a JSON file (step, node) written inside each state the node writes
+    state_note: str | None = None
+
+
+@dataclass
+class Traffic:
+    """Messages the driver received and the state bytes they carried (this process)."""
+
+    messages: int = 0
+    bytes: int = 0
+
+
+#: what :func:`receive` has taken in so far
+traffic = Traffic()
 
 
 def stream_run(job: RemoteRun, state: bytes | None, sent_step: int = -1) -> Iterator[Message]:
@@ -60,6 +83,9 @@ def stream_run(job: RemoteRun, state: bytes | None, sent_step: int = -1) -> Iter
     from ..plugins import get_registry
 
     where = f"{socket.gethostname()}, worker pid {os.getpid()}"
+    shared = Path(job.shared) if job.shared is not None else None
+    if shared is not None:
+        check_reachable(shared, where)
     registry = get_registry(list(job.plugins))
     if job.prepare is not None:
         from ..config import build_run_config
@@ -77,20 +103,31 @@ def stream_run(job: RemoteRun, state: bytes | None, sent_step: int = -1) -> Iter
             config_file = work / "config" / (job.config_name or "config.yaml")
             config_file.parent.mkdir()
             config_file.write_text(job.config_text, encoding="utf-8")
-        if state is not None:
+        resume = state is not None or (shared is not None and bool(job.request.resume))
+        if shared is not None and resume:
+            load_state(shared, out)
+        elif state is not None:
             unpack_dir(state, out)
         # bounded: the training thread waits while BACKPRESSURE messages are unread
         messages: queue.Queue[tuple[str, int, Any]] = queue.Queue(maxsize=BACKPRESSURE)
 
         def on_validation(step: int, values: dict[str, float], ckpt_dir: Path) -> None:
-            if step > sent_step:
-                messages.put(("state", step, pack_state(out)))  # last.pt was saved for this step
+            if step > sent_step:  # last.pt was saved for this step
+                if shared is not None:
+                    write_state(out, shared, step, where, job.state_note)
+                    messages.put(("state", step, None))
+                else:
+                    messages.put(("state", step, pack_state(out)))
 
         def body() -> None:
             try:
-                local = replace(job.request, out=out, config_file=config_file, resume=state is not None, progress=False, on_validation=on_validation)
+                local = replace(job.request, out=out, config_file=config_file, resume=resume, progress=False, on_validation=on_validation)
                 record, run_dir = execute_run(local, registry, echo=print)
-                messages.put(("done", record.train.steps_done, pack_dir(run_dir)))
+                if shared is not None:
+                    write_done(run_dir, shared)
+                    messages.put(("done", record.train.steps_done, None))
+                else:
+                    messages.put(("done", record.train.steps_done, pack_dir(run_dir)))
             except BaseException as exc:  # noqa: BLE001 - re-raised in the task's own thread below
                 messages.put(("error", 0, exc))
 
@@ -127,8 +164,14 @@ def next_message(ray: Any, gen: Any) -> Message | None:
 
 
 def receive(message: Message, dest: Path, on_state: Callable[[Path, int, str], None] | None = None) -> None:
-    """Write a message to the run's folder ``dest`` at once (atomic replace)."""
+    """Write a message to the run's folder ``dest`` at once (atomic replace); ``on_state`` is
+    called after a state was written. A message of a ``--shared-out`` run carries no bytes: its
+    node wrote ``dest`` already, and nothing is done here but counting it."""
     kind, step, payload, where = message
+    traffic.messages += 1
+    if payload is None:
+        return
+    traffic.bytes += len(payload)
     unpack_dir(payload, dest, replace=True)
     if kind == "state" and on_state is not None:
         on_state(dest, step, where)
