@@ -23,7 +23,9 @@ Each run goes to OUT/<dataset>/<entry>-seed-<seed>/ (a normal run directory with
 record.json), so OUT is a records tree for `vpbench leaderboard`. Running the same command
 again skips finished runs and resumes unfinished ones. A run that fails is retried from its
 last checkpoint (--retries); one that still fails is listed at the end and the command
-exits with status 1.
+exits with status 1. Each run's checkpoints come back to the driver, which writes them to
+OUT; with --shared-out (OUT on a file system every node mounts at the same path) the nodes
+write them there themselves.
 """
 
 
