@@ -7,6 +7,7 @@ streamed mode bitwise, across a killed worker (bench's retry) and a ``run --resu
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -28,7 +29,7 @@ from vpbench.records import read_record
 ray = pytest.importorskip("ray")
 
 from raycluster import Cluster, NodeLocalPlugin, cluster  # noqa: E402,F401  (cluster: the fixture)
-from test_tune import TINY, GatePlugin, _wait_for  # noqa: E402
+from test_tune import TINY, GatePlugin, _driver, _wait_for  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 
@@ -104,7 +105,7 @@ def test_run_address_shared_out_sends_no_state_bytes_and_resumes_to_the_streamed
     assert (out / "run.yaml").is_file() and (out / "checkpoints" / "last.pt").is_file()  # written by the node
     os.kill(_gate_pid(gate), signal.SIGKILL)
     thread.join(timeout=600)  # a bound for a broken test, not a wait
-    assert isinstance(box.get("error"), TrainingError), (box, lines)
+    assert isinstance(box.get("error"), TrainingError) and f"--address {cluster.address} --shared-out," in str(box["error"]), (box, lines)
     assert [line for line in lines if "checkpoint at step" in line] == [line for line in lines if "written to --out by" in line] != []
     Path(f"{gate}.open").touch()
     resumed = CliRunner().invoke(
@@ -158,3 +159,34 @@ def test_bench_shared_out_retries_a_killed_run_from_the_state_its_node_wrote(clu
     assert transport.traffic.bytes == sent and transport.traffic.messages > messages
     assert not list(out.rglob("bench-state.json")) and not list(out.rglob(".tiny-seed-0.*"))
     _same_results(tmp_path / "streamed" / "glyphs" / "tiny-seed-0", run_dir)
+
+
+def test_a_sigterm_of_a_shared_out_driver_prints_a_resume_that_keeps_the_mode(cluster: Cluster, tmp_path: Path) -> None:
+    common = ["run", "--model", "tinyconv-gated", "--dataset", "glyphs", "--address", cluster.address, "--no-progress", "--compare", "none"]
+    common += ["--set=train.max_steps=12", "--set=train.eval_every=4", "--set=model.gate_step=6", *[f"--set={s}" for s in TINY]]
+    Path(f"{tmp_path / 'open'}.open").touch()
+    straight = _driver([*common, "--out", "straight", f"--set=model.gate={tmp_path / 'open'}"], tmp_path)
+    _, err = straight.communicate(timeout=600)  # a bound for a broken test, not a wait
+    assert straight.returncode == 0, err
+
+    gate = tmp_path / "gate"
+    driver = _driver([*common, "--out", "stopped", "--shared-out", f"--set=model.gate={gate}"], tmp_path)
+    try:
+        _wait_for(lambda: at_gate(gate) or driver.poll() is not None, "the run at its gate")
+        assert driver.poll() is None, driver.communicate()
+        driver.send_signal(signal.SIGTERM)
+        out, err = driver.communicate(timeout=600)  # a bound for a broken test, not a wait
+    finally:
+        driver.kill()
+    assert "checkpoint at step 4 written to --out by" in out, out
+    hint = f"vpbench run --resume --out stopped --address {cluster.address} --shared-out"
+    assert driver.returncode == 130 and f"continue with: {hint}" in err, err
+    stopped = tmp_path / "stopped"
+    assert (stopped / "checkpoints" / "last.pt").is_file() and not (stopped / "record.json").exists()
+    Path(f"{gate}.open").touch()
+    resumed = _driver([*shlex.split(hint)[1:], "--no-progress", "--compare", "none"], tmp_path)
+    out, err = resumed.communicate(timeout=600)  # a bound for a broken test, not a wait
+    assert resumed.returncode == 0, err
+    assert "run directory written to stopped" in out and "received from" not in out, out
+    assert read_record(stopped / "record.json").train.attempts == 2
+    _same_results(tmp_path / "straight", stopped)

@@ -144,6 +144,7 @@ def command(
             record, run_dir = execute_run(req, app.registry, echo=click.echo)  # type: ignore[attr-defined]
     except RunInterrupted as exc:
         where = f" --address {shlex.quote(address)}" if address is not None else ""
+        where += " --shared-out" if shared_out else ""
         click.echo(f"interrupted at step {exc.step}; continue with: vpbench run --resume --out {shlex.quote(str(exc.run_dir))}{where}", err=True)
         sys.exit(130)
     click.echo("")

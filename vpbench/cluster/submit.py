@@ -105,6 +105,9 @@ def submit_run(
         # raised inside Ray; every state is on disk as soon as it arrives
         with sigint_flag(signal.SIGTERM, signal.SIGHUP) as stop:
             while True:
+                if shared is not None:  # the node may have written a state whose message never came
+                    recover_dir(out)
+                    has_state = has_state or (out / "run.yaml").is_file()
                 if has_state:  # continue from the last state on disk (or the resumed run's)
                     job = RemoteRun(replace(sent, resume=True, sets=(), seed=None), plugins=plugins, shared=shared)
                     gen = task.remote(job, None if shared else pack_state(out), step)
@@ -133,13 +136,16 @@ def submit_run(
                             raise TrainingError(
                                 f"the run's Ray worker was lost {failures} time(s) ({type(exc).__name__}); its last state is in "
                                 f"{out if has_state else 'no checkpoint yet'}; continue with vpbench run --resume --out {out} "
-                                f"--address {address}, or raise --max-retries"
+                                f"--address {address}{' --shared-out' if shared else ''}, or raise --max-retries"
                             ) from None
                         echo(f"worker lost ({type(exc).__name__}: {reason[:120]}); retry {failures}/{max_retries} from "
                              + (f"step {step}" if step >= 0 else "the start"))
                         continue
                 # stopped: end the task (bounded); its last state is already in --out
                 cancel_all(ray, [gen])
+                if shared is not None:
+                    recover_dir(out)
+                    has_state = has_state or (out / "run.yaml").is_file()
                 if not has_state:
                     echo("interrupted before the first validation; nothing to resume, start the run again")
                     raise KeyboardInterrupt
