@@ -138,6 +138,7 @@ def test_bench_shared_out_retries_a_killed_run_from_the_state_its_node_wrote(clu
     streamed = invoke([str(suite(open_gate)), "--address", cluster.address, "--out", str(tmp_path / "streamed"), "--quiet"])
     assert streamed.exit_code == 0, streamed.output
     assert transport.traffic.bytes > before
+    print(f"streamed suite: the driver received {transport.traffic.bytes - before} state bytes")
 
     gate, out = tmp_path / "gate", tmp_path / "shared"
     run_dir = out / "glyphs" / "tiny-seed-0"
