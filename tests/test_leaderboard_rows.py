@@ -113,6 +113,22 @@ def test_a_track_page_states_its_one_budget_before_the_table_and_a_mixed_page_sa
     assert -1 < other.index("**Training budget: not one budget") < other.index("| alpha")
 
 
+def test_the_html_page_of_a_track_does_not_warn_that_its_budgets_differ_but_a_mixed_page_does(tmp_path: Path) -> None:
+    track, mixed = tmp_path / "track", tmp_path / "mixed"
+    for seed in range(2):  # one MAC budget, different steps per model (what a track is)
+        put(track, _train(_seeded(f"alpha-seed-{seed}", "alpha", seed), budget={"macs": 3e11}, steps_done=9), seed=seed)
+        put(track, _train(_seeded(f"beta-seed-{seed}", "beta", seed), budget={"macs": 3e11}, steps_done=43), seed=seed)
+    put(mixed, make_record("r1", "alpha", steps=100))
+    put(mixed, make_record("r2", "beta", steps=300))
+    warning = "The trained rows differ in training budget"
+    pages = {}
+    for name, root in (("track", track), ("mixed", mixed)):
+        write_html_site(_board(root), tmp_path / f"html-{name}", root, {}, command="test")
+        pages[name] = (tmp_path / f"html-{name}" / "toy-A.html").read_text(encoding="utf-8")
+    assert "300.00G training MACs for every trained model" in pages["track"] and warning not in pages["track"]
+    assert warning in pages["mixed"]
+
+
 # ----------------------------------------------------------------------------- pictures
 
 

@@ -33,7 +33,7 @@ from .assets import CSS, JS
 from .entries import Entry
 from .figures import MAX_CLIPS, ComputeCurves, FixedClips, fixed_clips, horizon_curves, save_image, strip_label
 from .load import LoadedRecord
-from .measured import PROFILE_KEYS, budget_of, budget_statement, is_generated, provenance_text, rows_with_values
+from .measured import PROFILE_KEYS, budget_of, budget_statement, is_generated, one_budget, provenance_text, rows_with_values
 from .presentation import Styles, ordered, style_of
 from .safety import TEXT_CAP, cap, inside, one_line, portable
 from .site import CONVENTIONS, SEEDS_NOTE, TRIALS_NOTE, Board, DatasetBoard, GroupBoard, protocol_text
@@ -425,7 +425,7 @@ def _budgets(entries: Sequence[Entry]) -> list[str]:
     items = [f"<li>{t(b)}: {n} row{'s' if n > 1 else ''}</li>" for b, n in counts.items()]
     trained = {budget_of(e) for e in entries if e.kind == "run" and budget_of(e).endswith(tuple("0123456789"))}
     warn = []
-    if len(trained) > 1:
+    if len(trained) > 1 and not one_budget(entries):  # one budget, steps by model: what a track compares
         warn = ['<p class="warning">The trained rows differ in training budget: compare them with that in mind.</p>']
     lead = [f'<p class="budget"><strong>{t(statement, 400)}</strong></p>'] if statement else []
     return ["<h3>Training budgets</h3>", *lead, "<ul>", *items, "</ul>", *warn]

@@ -27,6 +27,7 @@ __all__ = [
     "provenance",
     "budget_of",
     "budget_statement",
+    "one_budget",
 ]
 
 #: record.profile keys (as written by ``vpbench.profiling.profile_model``) read for the cost
@@ -141,20 +142,32 @@ def _cpu_seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f} s"
 
 
-def budget_statement(entries: Sequence[Entry]) -> str:
-    """One plain-text line on the training budget of a test set's trained rows, stated before
-    their table: the one budget they share, or that they do not share one."""
-    trained = [
+def _trained(entries: Sequence[Entry]) -> list[RunRecord]:
+    return [
         m.record
         for e in entries
         if e.kind == "run"
         for m in (e.members or (e.source,))
         if m.record.model.package != EXTERNAL and m.record.train.steps_done > 0
     ]
+
+
+def one_budget(entries: Sequence[Entry]) -> bool:
+    """Whether every trained row ran under one and the same ``train.budget`` (a track): their
+    steps differ by model, but their training compute is the same."""
+    trained = _trained(entries)
+    budgets = {json.dumps(r.train.budget, sort_keys=True) for r in trained}
+    return len(budgets) == 1 and bool(budget_words(trained[0].train.budget))
+
+
+def budget_statement(entries: Sequence[Entry]) -> str:
+    """One plain-text line on the training budget of a test set's trained rows, stated before
+    their table: the one budget they share, or that they do not share one."""
+    trained = _trained(entries)
     if not trained:
         return ""
     budgets = {json.dumps(r.train.budget, sort_keys=True) for r in trained}
-    if len(budgets) == 1 and budget_words(trained[0].train.budget):
+    if one_budget(entries):
         seeds = sorted({e.n for e in entries if e.kind == "run" and e.source.record.train.steps_done > 0})
         n = f"n = {seeds[0]} seeds per row" if len(seeds) == 1 and seeds[0] > 1 else "seeds per row: the n column"
         return f"Training budget: {budget_words(trained[0].train.budget)} for every trained model ({n}); each model's steps follow from it."
