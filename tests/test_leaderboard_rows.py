@@ -259,3 +259,34 @@ def test_a_budget_in_sequences_only_and_a_history_without_macs_use_sequences(tmp
     assert "800 training sequences: 100 steps × batch 4" in table_row(md, "alpha")
     curves = compute_curves(_board(tmp_path).datasets[0].groups[0].entries, {})
     assert curves is not None and curves.axis == "sequences" and curves.panels[0][2][0].x == [40.0, 80.0]
+
+
+def test_figure_legends_sit_below_the_panels_and_log_axis_labels_do_not_collide() -> None:
+    """The smoke of the CPU track: a joint row's long label put the legend over the curves and off
+    the figure's left edge, and a compute axis under one decade labelled every minor tick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vpbench.visualize import _log_axis, layout_figure
+
+    long = "shrvq (1 of 2 runs: checkpoint predates its joint stage) (not-better-than-blank) [shrvq-joint]"
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4), squeeze=False)
+    for ax in axes[0]:
+        for label in ("predrnn", long, "simvp"):
+            ax.plot([3e10 * i for i in range(1, 11)], [0.5 + 0.01 * i for i in range(10)], label=label)
+        _log_axis(ax)
+    legend = layout_figure(fig, axes, "title")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    assert all(not box.overlaps(ax.get_window_extent(renderer)) for ax in axes[0])
+    assert fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans).contains(box.x0 + 1, box.y0 + 1)
+    lo, hi = axes[0][0].get_xlim()
+    labels = [t for t in axes[0][0].get_xticklabels(which="both") if t.get_text() and lo <= t.get_position()[0] <= hi]
+    assert len(labels) >= 2
+    extents = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+    assert all(a.x1 <= b.x0 for a, b in zip(extents, extents[1:]))  # no two labels overlap
+    assert [t.get_text() for t in sorted(labels, key=lambda t: t.get_window_extent(renderer).x0)] == ["50G", "100G", "200G"]
+    plt.close(fig)

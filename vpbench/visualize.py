@@ -86,20 +86,47 @@ def plot_compute(
                     linestyle="-" if k < 10 else "--")
             if any(a != b for a, b in zip(low, high)):
                 ax.fill_between(list(x), list(low), list(high), color=colour, alpha=0.2, linewidth=0)
-        ax.set_xscale("log")
+        _log_axis(ax)
         ax.set_title(name)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     _save_figure(fig, axes, title, path)
 
 
-def _save_figure(fig: Any, axes: Any, title: str, path: Path) -> None:
-    """Legend, title and layout of a grid of panels; the PNG written atomically."""
-    import matplotlib.pyplot as plt
+def _log_axis(ax: Any) -> None:
+    """A log x axis labelled at 1, 2 and 5 times each power of ten, in SI units (``300G``),
+    minor ticks unlabelled: a range under one decade otherwise labels every minor tick in
+    ``3×10^10`` form and the labels run into each other."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axes[0][0].legend(fontsize=7)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _si(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _si(value: float) -> str:
+    for power, prefix in ((15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k")):
+        if abs(value) >= 10.0**power:
+            return f"{value / 10.0**power:g}{prefix}"
+    return f"{value:g}"
+
+
+def layout_figure(fig: Any, axes: Any, title: str) -> Any:
+    """Title, and the legend below the panels (outside them, one entry per line), so a long
+    row label never covers a curve or runs off the figure; returns the legend."""
+    handles, labels = axes[0][0].get_legend_handles_labels()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=7, ncol=1, frameon=False)
+
+
+def _save_figure(fig: Any, axes: Any, title: str, path: Path) -> None:
+    """Legend, title and layout of a grid of panels; the PNG (cropped to what is drawn, legend
+    included) written atomically."""
+    import matplotlib.pyplot as plt
+
+    layout_figure(fig, axes, title)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
