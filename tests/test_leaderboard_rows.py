@@ -70,6 +70,18 @@ def test_an_early_stop_and_a_joint_checkpoint_before_its_joint_stage_say_so_in_t
     assert late[-3] == "100 steps × batch 4, best on validation at step 90"
 
 
+def test_a_row_of_seeds_names_each_seeds_selected_step_not_only_its_first_seeds(tmp_path: Path) -> None:
+    """The CPU-track smoke: seed 1 of shrvq-joint selected a step before its joint stage, seed 0 its
+    last step, and the budget cell showed seed 0's alone (no early selection at all)."""
+    stages = [{"name": "autoencoder", "steps": 15, "selects": False}, {"name": "prior", "steps": 10, "selects": True},
+              {"name": "joint", "steps": 11, "selects": True}]
+    put(tmp_path, _train(_seeded("joint-seed-0", "shrvq", 0), stages=stages, steps_done=36, selected_step=36), seed=0)
+    put(tmp_path, _train(_seeded("joint-seed-1", "shrvq", 1), stages=stages, steps_done=36, selected_step=19), seed=1)
+    md = measured_part(board_md(tmp_path))
+    row = table_row(md, "shrvq (1 of 2 runs: checkpoint predates its joint stage)")
+    assert "36 steps × batch 4, best on validation at step 19 (seed 1, before its joint stage from step 25), seed 0 at the last step" in row
+
+
 def test_per_pixel_values_keep_enough_digits_to_differ_and_the_best_follows_them(tmp_path: Path) -> None:
     def standard(run_id: str, model: str, mse: float) -> RunRecord:
         res = MetricResult(mean=mse, per_frame=[mse] * 3, higher_is_better=False)

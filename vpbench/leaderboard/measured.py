@@ -123,13 +123,34 @@ def _budget(e: Entry) -> tuple[str, int | None, int | None]:
         text = f"{words}: {text}"
     if t.stopped_early:
         text += f", stopped early at step {t.steps_done:,} ({cap(t.stopped_early, 40)})"
-    if t.selected_step is not None and t.selected_step != t.steps_done:
-        text += f", best on validation at step {t.selected_step:,}"
-        if predates_joint(rec):
-            text += f", before its joint stage (from step {joint_start(rec):,})"
+    text += _selected(e)
     if rescored_from(rec) is not None:
         text = f"re-score, no training of its own; its checkpoint: {text}"
     return text, t.steps_done, batch if isinstance(batch, int) else None
+
+
+def _selected(e: Entry) -> str:
+    """Where the row's checkpoint was selected when not at the end: its step, or for a row of
+    several seeds each seed's (the source seed alone would speak for all of them)."""
+    members = [m.record for m in (e.members or (e.source,))]
+    early = [r for r in members if r.train.selected_step is not None and r.train.selected_step != r.train.steps_done]
+    if not early:
+        return ""
+    if len(members) == 1:
+        rec = members[0]
+        text = f", best on validation at step {rec.train.selected_step:,}"
+        if predates_joint(rec):
+            text += f", before its joint stage (from step {joint_start(rec):,})"
+        return text
+    parts = []
+    for r in early:
+        part = f"step {r.train.selected_step:,} (seed {r.seed}"
+        if predates_joint(r):
+            part += f", before its joint stage from step {joint_start(r):,}"
+        parts.append(part + ")")
+    rest = [str(r.seed) for r in members if r not in early]
+    tail = f", seed{'s' if len(rest) > 1 else ''} {', '.join(rest)} at the last step" if rest else ""
+    return f", best on validation at {', '.join(parts)}{tail}"
 
 
 def _time_cell(value: tuple[float, float] | None, n: int, fmt: Callable[[float | None], str]) -> str:
