@@ -141,6 +141,21 @@ def test_the_html_page_of_a_track_does_not_warn_that_its_budgets_differ_but_a_mi
     assert warning in pages["mixed"]
 
 
+def test_a_track_page_names_the_bench_command_its_runs_came_from_and_a_mixed_page_names_none(tmp_path: Path) -> None:
+    track, mixed = tmp_path / "track", tmp_path / "mixed"
+    argv = ["bench", "configs/suites/track-glyphs-cpu.yaml"]
+    for seed in range(2):
+        for model in ("alpha", "beta"):
+            rec = _train(_seeded(f"{model}-seed-{seed}", model, seed), budget={"macs": 2.5e12})
+            put(track, rec.model_copy(update={"argv": argv}), seed=seed)
+    put(mixed, _train(make_record("r1", "alpha"), budget={"macs": 2.5e12}).model_copy(update={"argv": argv}))
+    put(mixed, _train(make_record("r2", "beta"), budget={"macs": 2.5e12}).model_copy(update={"argv": ["run", "--model", "beta"]}))
+    md = board_md(track)
+    line = "Every trained run of this page came from `vpbench bench configs/suites/track-glyphs-cpu.yaml`"
+    assert md.index("**Training budget: 2.50T") < md.index(line) < md.index("| alpha")
+    assert "Every trained run" not in board_md(mixed)
+
+
 # ----------------------------------------------------------------------------- pictures
 
 

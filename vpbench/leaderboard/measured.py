@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ..sampled import parse_sampled
 from .entries import Entry
 from .presentation import MetricStyle, Styles, ordered, style_of
 from .rowkind import budget_words, joint_start, predates_joint, rescored_from
-from .safety import cap, md_text, portable
+from .safety import cap, md_text, one_line, portable
 from .load import TestSet
 from .table import Cell, Column, Table, fmt_seconds, fmt_si, mark_best
 
@@ -28,6 +29,7 @@ __all__ = [
     "budget_of",
     "budget_statement",
     "one_budget",
+    "bench_command",
 ]
 
 #: record.profile keys (as written by ``vpbench.profiling.profile_model``) read for the cost
@@ -179,6 +181,16 @@ def one_budget(entries: Sequence[Entry]) -> bool:
     trained = _trained(entries)
     budgets = {json.dumps(r.train.budget, sort_keys=True) for r in trained}
     return len(budgets) == 1 and bool(budget_words(trained[0].train.budget))
+
+
+def bench_command(entries: Sequence[Entry]) -> str:
+    """The one ``vpbench bench`` command every trained row's runs came from (a track), as a shell
+    line without local paths; empty when the rows came from other or several commands."""
+    trained = _trained(entries)
+    argvs = {tuple(r.argv) for r in trained}
+    if len(argvs) != 1 or not trained[0].argv or trained[0].argv[0] != "bench":
+        return ""
+    return cap(shlex.join(["vpbench", *(portable(one_line(a)) for a in trained[0].argv)]), 400)
 
 
 def budget_statement(entries: Sequence[Entry]) -> str:

@@ -18,7 +18,7 @@ from ..sampled import sampled_text
 from .entries import Entry, entries_for
 from .figures import ComputeCurves, compute_curves, fixed_sequence_image, horizon_curves, save_compute_curves, save_image, save_per_horizon
 from .load import Loaded, LoadedRecord, TestSet, group_by_test_set
-from .measured import budget_statement, is_generated, measured_table, protocols_of, provenance
+from .measured import bench_command, budget_statement, is_generated, measured_table, protocols_of, provenance
 from .reported import ReportedTable, reported_table
 from .presentation import Styles, styles_from_registry
 from .safety import cap, inside, md_code, md_text, portable, printable
@@ -296,6 +296,9 @@ def page_md(db: DatasetBoard, command: str = DEFAULT_COMMAND) -> str:
     budget = budget_statement(db.groups[0].entries) if len(db.groups) == 1 else ""
     if budget:
         out += [f"**{md_text(budget)}**", ""]
+    if budget and (command_line := bench_command(db.groups[0].entries)):
+        out += [f"Every trained run of this page came from `{md_code(command_line)}`; the tables and pictures from the command "
+                "in the first line.", ""]
     out += [CONVENTIONS, ""]
     return _finish(out + dataset_md(db, 1, budget_lines=not budget))
 
