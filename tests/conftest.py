@@ -76,6 +76,19 @@ def at_gate(gate: Path) -> int:
     return len(list(gate.parent.glob(f"{gate.name}.reached.*")))
 
 
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """TinyConv's training raises KeyboardInterrupt (as Ctrl-C would) at ``global_step == step``,
+    from inside the code path: no signal timing involved."""
+    original = TinyConv._step
+
+    def step_fn(self: TinyConv, batch: Tensor, global_step: int) -> StepOutput:
+        if global_step == step:
+            raise KeyboardInterrupt
+        return original(self, batch, global_step)
+
+    monkeypatch.setattr(TinyConv, "_step", step_fn)
+
+
 class TestPlugin:
     """Registers TinyConv as a test-only model plugin (llm's mock-model fixture)."""
 

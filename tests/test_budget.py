@@ -12,6 +12,7 @@ from torch import nn
 
 from vpbench.config import BudgetConfig, apply_overrides, build_run_config
 from vpbench.engine.budget import MacCounts, count_step_macs, plan_training, steps_for_budget
+from conftest import interrupt_at
 from vpbench.engine.run import RunRequest, execute_run
 from vpbench.engine.schedule import lr_factor
 from vpbench.engine.train import RunInterrupted, TrainState, allocate_steps
@@ -228,19 +229,6 @@ def test_adamw_with_weight_decay_is_the_stage_optimiser(registry, small_glyphs, 
 # ------------------------------------------------------------------------ resume
 
 
-def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
-    from conftest import TinyConv
-
-    original = TinyConv._step
-
-    def step_fn(self, batch, global_step):  # type: ignore[no-untyped-def]
-        if global_step == step:
-            raise KeyboardInterrupt
-        return original(self, batch, global_step)
-
-    monkeypatch.setattr(TinyConv, "_step", step_fn)
-
-
 def _resume(registry: Any, out: Path, **kw: Any) -> Any:
     req = RunRequest(model=None, dataset=None, out=out, resume=True, device="cpu", progress=False, **kw)
     return execute_run(req, registry, echo=lambda s: None)[0]
@@ -252,7 +240,7 @@ def test_resume_in_the_middle_of_a_budgeted_schedule_is_bitwise_exact(registry, 
                                   f"train.lr_schedule={schedule}"]  # fmt: skip
     straight = _run(registry, "tinyconv", tmp_path / "a", sets)
     with monkeypatch.context() as m:
-        _interrupt_at(m, 7)
+        interrupt_at(m, 7)
         with pytest.raises(RunInterrupted):
             _run(registry, "tinyconv", tmp_path / "b", sets)
     resumed = _resume(registry, tmp_path / "b")
@@ -279,7 +267,7 @@ def test_a_resume_keeps_the_plan_it_started_with(registry, small_glyphs, tmp_pat
     straight = _run(registry, "tinyconv", tmp_path / "a", sets)
     assert straight.train.steps_done == 10
     with monkeypatch.context() as m:
-        _interrupt_at(m, 4)
+        interrupt_at(m, 4)
         with pytest.raises(RunInterrupted):
             _run(registry, "tinyconv", tmp_path / "b", sets)
     original = run_module.plan_training
@@ -301,7 +289,7 @@ def test_a_resume_keeps_the_plan_it_started_with(registry, small_glyphs, tmp_pat
 def test_a_run_tested_before_its_planned_steps_says_it_stopped_early(registry, small_glyphs, tmp_path, monkeypatch) -> None:
     sets = _base(small_glyphs) + ["train.budget.sequences=40", "train.checkpoint_every=3"]
     with monkeypatch.context() as m:
-        _interrupt_at(m, 7)
+        interrupt_at(m, 7)
         with pytest.raises(RunInterrupted):
             _run(registry, "tinyconv", tmp_path / "r", sets)
     record = _resume(registry, tmp_path / "r", evaluate_only=True)
@@ -346,7 +334,7 @@ def test_resume_between_budget_relative_validations_is_bitwise_exact(registry, s
     straight = _run(registry, "tinyconv", tmp_path / "a", sets)
     assert [h["step"] for h in straight.train.history] == [2, 5, 8, 10]
     with monkeypatch.context() as m:
-        _interrupt_at(m, 6)  # after the checkpoint of step 5's validation, before step 8's
+        interrupt_at(m, 6)  # after the checkpoint of step 5's validation, before step 8's
         with pytest.raises(RunInterrupted):
             _run(registry, "tinyconv", tmp_path / "b", sets)
     resumed = _resume(registry, tmp_path / "b")

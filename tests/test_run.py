@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import interrupt_at
 from vpbench.engine.run import RunRequest, execute_run
 from vpbench.engine.train import RunInterrupted
 from vpbench.errors import CheckpointError, ConfigError, UnknownPluginError
@@ -46,19 +47,6 @@ def test_trained_model_is_selected_on_validation_and_compared(registry, small_gl
     assert record.params_total == record.params_trainable > 0
 
 
-def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
-    from conftest import TinyConv
-
-    original = TinyConv._step
-
-    def step_fn(self, batch, global_step):  # type: ignore[no-untyped-def]
-        if global_step == step:
-            raise KeyboardInterrupt
-        return original(self, batch, global_step)
-
-    monkeypatch.setattr(TinyConv, "_step", step_fn)
-
-
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_resume_after_interrupt_reproduces_the_uninterrupted_run(registry, small_glyphs, tmp_path, monkeypatch, schedule):
     sets = small_glyphs + [
@@ -68,7 +56,7 @@ def test_resume_after_interrupt_reproduces_the_uninterrupted_run(registry, small
     straight, _ = execute_run(_req("tinyconv", tmp_path / "a", sets), registry, echo=lambda s: None)
 
     with monkeypatch.context() as m:
-        _interrupt_at(m, 7)
+        interrupt_at(m, 7)
         with pytest.raises(RunInterrupted) as info:
             execute_run(_req("tinyconv", tmp_path / "b", sets), registry, echo=lambda s: None)
     assert info.value.step == 7 and info.value.run_dir == tmp_path / "b"
@@ -92,7 +80,7 @@ def test_resume_after_interrupt_reproduces_the_uninterrupted_run(registry, small
 def test_cosine_schedule_decays_each_stage_lr_to_zero(registry, small_glyphs, tmp_path, monkeypatch):
     sets = small_glyphs + ["train.max_steps=10", "train.batch_size=4", "train.eval_every=10", "train.val_sequences=4",
                            "train.lr_schedule=cosine"]  # fmt: skip
-    _interrupt_at(monkeypatch, 9)
+    interrupt_at(monkeypatch, 9)
     with pytest.raises(RunInterrupted):
         execute_run(_req("tinyconv", tmp_path / "r", sets), registry, echo=lambda s: None)
     last = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=False)
@@ -138,7 +126,7 @@ def test_finished_and_unfinished_run_directories_are_protected(registry, small_g
 def test_checkpoint_of_another_config_is_refused(registry, small_glyphs, tmp_path, monkeypatch):
     sets = small_glyphs + ["train.max_steps=4", "train.batch_size=4", "train.checkpoint_every=2", "train.val_sequences=4"]
     with monkeypatch.context() as m:
-        _interrupt_at(m, 3)
+        interrupt_at(m, 3)
         with pytest.raises(RunInterrupted):
             execute_run(_req("tinyconv", tmp_path / "r", sets), registry, echo=lambda s: None)
     spec = tmp_path / "r" / "run.yaml"
@@ -164,7 +152,7 @@ def test_evaluate_only_tests_a_stopped_run_as_it_stands(registry, small_glyphs, 
     sets = small_glyphs + ["train.max_steps=10", "train.batch_size=4", "train.eval_every=2",
                            "train.val_sequences=4", "train.checkpoint_every=2", "train.select_metric=mse"]
     with monkeypatch.context() as m:
-        _interrupt_at(m, 5)
+        interrupt_at(m, 5)
         with pytest.raises(RunInterrupted):
             execute_run(_req("tinyconv", tmp_path / "r", sets), registry, echo=lambda s: None)
     last = (tmp_path / "r" / "checkpoints" / "last.pt").read_bytes()
