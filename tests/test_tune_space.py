@@ -247,6 +247,29 @@ def test_tune_settings_come_from_the_file_and_flags_win(registry: Registry, tmp_
     assert plan.grace_period == 5  # default: the first validation pass, in steps
 
 
+def test_grace_period_defaults_to_the_first_of_train_validations(registry: Registry, tmp_path: Path) -> None:
+    search = _write(tmp_path, {"fixed": {"train.max_steps": 40, "train.validations": 4}, "space": {"train.lr": {"choice": [1e-3, 1e-2]}}})
+    plan, _, _ = plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=search), registry)
+    assert plan.scheduler == "asha" and plan.grace_period == 10  # not train.eval_every (500): validations at 10, 20, 30, 40
+
+
+@pytest.mark.parametrize("where", ["fixed", "set"])
+def test_a_budget_under_a_step_scheduler_is_a_one_line_error_and_fifo_takes_it(registry: Registry, tmp_path: Path, where: str) -> None:
+    data: dict[str, Any] = {"fixed": {"train.eval_every": 5}, "space": {"train.lr": {"choice": [1e-3, 1e-2]}}}
+    sets: list[str] = []
+    if where == "fixed":
+        data["fixed"]["train.budget"] = {"sequences": 64}
+    else:
+        sets = ["train.budget={sequences: 64}"]
+    search = _write(tmp_path, data)
+    for scheduler in ("asha", "hyperband"):
+        with pytest.raises(ConfigError, match=rf"train.budget with the {scheduler} scheduler, .* set train.max_steps instead, or tune.scheduler: fifo") as info:
+            plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=search, scheduler=scheduler, sets=sets), registry)
+        assert "\n" not in str(info.value)
+    plan, _, _ = plan_search(TuneRequest(model="tinyconv", dataset="glyphs", search=search, scheduler="fifo", sets=sets), registry)
+    assert plan.scheduler == "fifo"
+
+
 def test_schedulers_count_time_in_training_steps(registry: Registry, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler

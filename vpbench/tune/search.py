@@ -187,6 +187,12 @@ def plan_search(req: TuneRequest, registry: Registry) -> tuple[Plan, SearchSpace
     base = set_dotted(base, {"train.select_metric": metric})  # every trial selects on what Tune optimises
     mode = registry.metrics.get(metric).mode  # the metric's registered direction, nowhere else
     _validate_space(space, base, registry, req.model, req.dataset)
+    budgeted = cfg.train.budget is not None or any(d.key.startswith("train.budget") for d in space.domains)
+    if budgeted and settings.scheduler != "fifo":
+        raise ConfigError(
+            f"search {req.search}: train.budget with the {settings.scheduler} scheduler, which compares and stops trials "
+            "at equal steps while a budget gives each trial its own steps; set train.max_steps instead, or tune.scheduler: fifo"
+        )
     out = req.out or _default_out(req.model, req.dataset)
     if (out / "tune.yaml").exists():
         raise ConfigError(f"{out} already holds a search; continue it with --resume --out {out} or choose another --out")
@@ -209,13 +215,21 @@ def plan_search(req: TuneRequest, registry: Registry) -> tuple[Plan, SearchSpace
         data_root=str(Path(data_root).resolve()) if data_root else None,
         argv=list(req.argv),
         searcher=settings.searcher,
-        grace_period=settings.grace_period or cfg.train.eval_every,
+        grace_period=settings.grace_period or _first_validation(cfg.train.max_steps, cfg.train.eval_every, cfg.train.validations),
         reduction_factor=settings.reduction_factor,
         max_concurrent=settings.max_concurrent,
         time_budget_s=settings.time_budget_s,
         seed=settings.seed,
     )
     return plan, space, out
+
+
+def _first_validation(max_steps: int, eval_every: int, validations: int | None) -> int:
+    """ASHA's default grace period: the step of a trial's first validation pass (with
+    ``train.validations``, the first of that many evenly spaced over the steps)."""
+    if validations is None:
+        return eval_every
+    return max(1, round(max_steps / validations))
 
 
 def _max_steps(base_steps: int, space: SearchSpace) -> int:

@@ -34,7 +34,7 @@ class TuneSettings(ComponentConfig):
         "random", description="random (and grid) sampling, or optuna: Optuna's TPE through Ray Tune's OptunaSearch"
     )
     grace_period: int | None = Field(
-        None, ge=1, description="asha: steps every trial trains before it can be stopped (default: train.eval_every)"
+        None, ge=1, description="asha: steps every trial trains before it can be stopped (default: the first validation pass, train.eval_every or max_steps / train.validations)"
     )
     reduction_factor: float = Field(2.0, gt=1, description="asha/hyperband: 1/reduction_factor of the trials go on at each rung")
     max_concurrent: int = Field(0, ge=0, description="trials running at once (0: as many as the cluster fits)")
