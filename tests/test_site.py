@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from html.parser import HTMLParser
 from io import StringIO
@@ -24,7 +25,15 @@ from vpbench.leaderboard.html import reproduce_command
 from vpbench.records import MetricResult, read_record
 
 REPO = Path(__file__).resolve().parent.parent
-RECORDS = REPO / "leaderboards" / "records"
+#: the ad-hoc glyphs runs of several budgets (moved out of the track's page, issue 19): the records these tests know
+RECORDS = REPO / "leaderboards" / "longer-runs" / "records"
+
+
+def known_records(dest: Path) -> Path:
+    """A records tree of fixed content: the longer glyphs runs and the committed Moving-MNIST records."""
+    shutil.copytree(RECORDS / "glyphs", dest / "glyphs")
+    shutil.copytree(REPO / "leaderboards" / "records" / "mmnist", dest / "mmnist")
+    return dest
 
 
 def html_site(records: Path, out: Path, plugins: tuple[object, ...] = ()) -> Path:
@@ -69,12 +78,19 @@ def broken_links(site: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def committed_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return html_site(RECORDS, tmp_path_factory.mktemp("site") / "site")
+def records_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return known_records(tmp_path_factory.mktemp("records") / "records")
 
 
-def test_site_from_the_committed_records_is_byte_identical_when_regenerated(committed_site: Path, tmp_path: Path) -> None:
-    again = html_site(RECORDS, tmp_path / "site")  # the same --out name: the index states the command
+@pytest.fixture(scope="module")
+def committed_site(records_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return html_site(records_tree, tmp_path_factory.mktemp("site") / "site")
+
+
+def test_site_from_the_committed_records_is_byte_identical_when_regenerated(
+    committed_site: Path, records_tree: Path, tmp_path: Path
+) -> None:
+    again = html_site(records_tree, tmp_path / "site")  # the same --out name: the index states the command
     files = sorted(p.relative_to(committed_site) for p in committed_site.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert all((committed_site / f).read_bytes() == (again / f).read_bytes() for f in files)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from test_site import RECORDS, broken_links, html_site
+from test_site import RECORDS, broken_links, html_site, known_records
 from vpbench.leaderboard.html import reproduce_command
 from vpbench.records import read_record
 
@@ -52,8 +52,7 @@ FLAGS = (
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser")
-    records = root / "records"
-    shutil.copytree(RECORDS, records)
+    records = known_records(root / "records")
     # one more record: copy-last's, scored under the `standard` protocol (same test set)
     src = records / "glyphs" / "copy-last-glyphs-cpu"
     data = json.loads((src / "record.json").read_text(encoding="utf-8"))
@@ -191,7 +190,7 @@ def test_screenshot_of_the_glyphs_page(browser: Any, tmp_path: Path) -> None:
     target = os.environ.get("VPBENCH_SCREENSHOT")
     if not target:
         pytest.skip("set VPBENCH_SCREENSHOT=PATH.png to write a screenshot of the glyphs page")
-    site = html_site(RECORDS, tmp_path / "site")
+    site = html_site(known_records(tmp_path / "records"), tmp_path / "site")
     browser.get((site / "glyphs-A.html").as_uri())
     browser.execute_script("var s = document.querySelector('.controls input'); s.value = '14'; s.dispatchEvent(new Event('input'));")
     assert browser.find_element(By.CSS_SELECTOR, ".clips").get_attribute("data-frame") == "14"
