@@ -82,6 +82,20 @@ def test_a_row_of_seeds_names_each_seeds_selected_step_not_only_its_first_seeds(
     assert "36 steps × batch 4, best on validation at step 19 (seed 1, before its joint stage from step 25), seed 0 at the last step" in row
 
 
+def test_a_flag_on_some_seeds_of_a_row_says_on_how_many(tmp_path: Path) -> None:
+    """The CPU track: one of PredRNN's three seeds did not beat blank on LPIPS, and the row read
+    "predrnn (not-better-than-blank)" although its mean did."""
+    flagged = ["not-better-than-blank"]
+    put(tmp_path, _seeded("p-seed-0", "predrnn", 0).model_copy(update={"flags": flagged}), seed=0)
+    put(tmp_path, _seeded("p-seed-1", "predrnn", 1), seed=1)
+    put(tmp_path, _seeded("p-seed-2", "predrnn", 2), seed=2)
+    put(tmp_path, _seeded("q-seed-0", "mau", 0).model_copy(update={"flags": flagged}), seed=0)
+    put(tmp_path, _seeded("q-seed-1", "mau", 1).model_copy(update={"flags": flagged}), seed=1)
+    md = measured_part(board_md(tmp_path))
+    assert table_row(md, "predrnn (1 of 3 runs: not-better-than-blank)")[2] == "3"
+    assert table_row(md, "mau (not-better-than-blank)")[2] == "2"
+
+
 def test_per_pixel_values_keep_enough_digits_to_differ_and_the_best_follows_them(tmp_path: Path) -> None:
     def standard(run_id: str, model: str, mse: float) -> RunRecord:
         res = MetricResult(mean=mse, per_frame=[mse] * 3, higher_is_better=False)

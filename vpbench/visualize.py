@@ -57,8 +57,10 @@ def plot_per_frame(path: Path, curves: Mapping[str, Mapping[str, Sequence[float]
     names = list(curves)
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
     for ax, name in zip(axes[0], names):
-        for series, values in curves[name].items():
-            ax.plot(range(1, len(values) + 1), list(values), marker="o", markersize=3, label=series)
+        for k, (series, values) in enumerate(curves[name].items()):
+            # matplotlib's cycle has ten colours: past ten series, dashed lines keep them apart
+            ax.plot(range(1, len(values) + 1), list(values), marker="o", markersize=3, label=series,
+                    color=f"C{k % 10}", linestyle="-" if k < 10 else "--")
         ax.set_title(name)
         ax.set_xlabel("predicted frame")
         ax.grid(alpha=0.3)

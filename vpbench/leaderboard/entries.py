@@ -71,13 +71,19 @@ class Entry:
         base = self.model if self.kind == "run" else f"{self.model} (baseline)"
         if self.kind == "run":
             base += "".join(f" ({cap(note, 80)})" for note in self.notes)
-            base += "".join(f" ({cap(flag, 60)})" for flag in self.flags[:8])  # e.g. not-better-than-blank
+            base += "".join(f" ({self._flag_share(flag)}{cap(flag, 60)})" for flag in self.flags[:8])  # e.g. not-better-than-blank
             if len(self.flags) > 8:
                 base += f" (+{len(self.flags) - 8} flags)"
             if self.trials:
                 base += f" (best of {self.trials} trial{'s' if self.trials > 1 else ''} by {self.selected_by})"
         suffix = self.suffix if len(self.suffix) <= 66 else cap(self.suffix[:-1], 65) + "]"
         return cap(base, LABEL_CAP) + suffix
+
+    def _flag_share(self, flag: str) -> str:
+        """``"1 of 3 runs: "`` where only some of a row's seeds carry ``flag``; empty where all do."""
+        members = self.members or (self.source,)
+        k = sum(flag in m.record.flags for m in members)
+        return "" if k == len(members) else f"{k} of {len(members)} runs: "
 
     @property
     def prediction_key(self) -> str:

@@ -102,7 +102,7 @@ def _hardware(rec: RunRecord) -> str:
     if device.startswith("cuda"):
         return cap(f"GPU: {hw.get('gpu', device)}", 120)
     threads = hw.get("torch_threads")
-    return cap(f"CPU: {hw.get('cpu', 'unknown')}" + (f", {threads} threads" if threads else ""), 120)
+    return cap(f"CPU: {hw.get('cpu', 'unknown')}" + (f", {threads} thread{'' if threads == 1 else 's'}" if threads else ""), 120)
 
 
 def budget_of(e: Entry) -> str:
