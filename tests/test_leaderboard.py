@@ -24,6 +24,7 @@ from vpbench.records import ComponentInfo, MetricResult, RunRecord, TrainSummary
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = REPO / "leaderboards"
+RUN_BYPRODUCTS = {"checkpoints", "artifacts", "strips", "per_frame.png", "run.yaml", ".run.lock"}
 
 CHECKSUM_A = "sha256:" + "a" * 64
 CHECKSUM_B = "sha256:" + "b" * 64
@@ -278,23 +279,46 @@ def test_committed_records_parse_and_hold_only_small_files() -> None:
     for path, rec in found:
         assert isinstance(rec, RunRecord), rec
         assert path.parent.parent.name == rec.dataset.name and path.parent.name == rec.run_id
-        assert sorted(p.name for p in path.parent.iterdir()) in (["record.json"], ["fixed_sequences.npz", "record.json"])
+        # a track's run folders (`vpbench bench --out leaderboards/records/...`) also hold the run's checkpoints,
+        # strips and lock in a working tree: .gitignore keeps those out of the repository
+        kept = sorted(p.name for p in path.parent.iterdir() if p.name not in RUN_BYPRODUCTS)
+        assert kept in (["record.json"], ["fixed_sequences.npz", "record.json"])
 
 
-def test_committed_markdown_regenerates_byte_for_byte(tmp_path: Path) -> None:
-    if not (COMMITTED / "README.md").is_file():
-        pytest.skip("no committed leaderboards/README.md yet")
-    shutil.copytree(COMMITTED / "records", tmp_path / "records")  # same layout, so links match
-    board = build_board(load_records(tmp_path / "records"), load_reported(), link_base=tmp_path)
-    written = write_site(board, tmp_path, figures=False)
-    committed = sorted(p.name for p in COMMITTED.glob("*.md"))
+def test_run_byproducts_in_committed_records_are_git_ignored() -> None:
+    """What a run writes beside its record under leaderboards/ (checkpoints, strips, ...) is never committed."""
+    patterns = (REPO / ".gitignore").read_text().splitlines()
+    for name in sorted(RUN_BYPRODUCTS):
+        suffix = "/" if name in {"checkpoints", "artifacts", "strips"} else ""
+        assert f"leaderboards/**/{name}{suffix}" in patterns, name
+
+
+@pytest.mark.parametrize(
+    ("site", "dataset", "command"),
+    [
+        ("", None, "vpbench leaderboard --records leaderboards/records --out leaderboards"),
+        # the ad-hoc runs of other budgets that left the track's page (issue 19)
+        ("longer-runs", "glyphs",
+         "vpbench leaderboard --records leaderboards/longer-runs/records --out leaderboards/longer-runs --dataset glyphs"),
+    ],
+)
+def test_committed_markdown_regenerates_byte_for_byte(tmp_path: Path, site: str, dataset: str | None, command: str) -> None:
+    committed_site = COMMITTED / site
+    if not (committed_site / "README.md").is_file():
+        pytest.skip(f"no committed {committed_site.relative_to(REPO)}/README.md yet")
+    out = tmp_path / "site"
+    out.mkdir()
+    shutil.copytree(committed_site / "records", out / "records", ignore=shutil.ignore_patterns(*RUN_BYPRODUCTS))  # same layout
+    board = build_board(load_records(out / "records", dataset), load_reported(dataset=dataset), link_base=out, dataset=dataset)
+    written = write_site(board, out, figures=False, command=command)
+    committed = sorted(p.name for p in committed_site.glob("*.md"))
     assert sorted(p.name for p in written) == committed
     for path in written:
-        assert path.read_bytes() == (COMMITTED / path.name).read_bytes(), f"{path.name} is stale: regenerate it"
+        assert path.read_bytes() == (committed_site / path.name).read_bytes(), f"{path.name} is stale: {command}"
     for md in committed:  # every picture the pages show is committed
-        for line in (COMMITTED / md).read_text().splitlines():
+        for line in (committed_site / md).read_text().splitlines():
             if line.startswith("!["):
-                assert (COMMITTED / line.split("](")[1].rstrip(")")).is_file(), line
+                assert (committed_site / line.split("](")[1].rstrip(")")).is_file(), line
 
 
 def test_pages_state_their_command_and_datasets_without_records_get_no_page(tmp_path: Path) -> None:
