@@ -120,6 +120,44 @@ def test_a_correct_plugin_passes_the_preflight_and_trains(toy_ok, tmp_path):
     assert {"toy-l1", "mse", "psnr"} <= set(record.metrics["openstl"])  # type: ignore[attr-defined]
 
 
+def _alexnet() -> Path:
+    import os
+
+    root = os.environ.get("VPBENCH_TEST_DATA")
+    weights = Path(root) / "weights" / "alexnet_features-7be5be79.pth" if root else None
+    if weights is None or not weights.is_file():
+        pytest.skip("needs the AlexNet weights of VPBENCH_TEST_DATA (../shared/data); the test command sets it")
+    return weights
+
+
+def test_a_default_metric_whose_window_exceeds_the_frames_is_left_out_and_recorded_as_unavailable(
+    toy_ok: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With LPIPS weights configured (as CI and the README set them), the default metrics include
+    LPIPS, whose AlexNet needs 31x31 frames: a 16x16 dataset stopped the run before training
+    with a line that named neither the metric nor the fix."""
+    monkeypatch.setenv("VPBENCH_LPIPS_WEIGHTS", str(_alexnet()))
+    record, said = _run(tmp_path, [])
+    assert record.train.steps_done == 4  # type: ignore[attr-defined]
+    assert any("metric 'lpips'" in s and "left out" in s and "16x16" in s for s in said)
+    assert "lpips" not in record.metrics["openstl"]  # type: ignore[attr-defined]
+    assert "16x16" in record.unavailable_metrics["lpips"]  # type: ignore[attr-defined]
+
+
+def test_a_metric_asked_for_by_name_whose_window_exceeds_the_frames_is_one_line_naming_it_and_the_fix(
+    toy_ok: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VPBENCH_LPIPS_WEIGHTS", str(_alexnet()))
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--model", "toy-model", "--dataset", "toy", "--out", str(tmp_path / "run"), "--device", "cpu",
+              "--set", "train.max_steps=2", "--set", "eval.metrics=[lpips,toy-l1]", "--set", "train.select_metric=toy-l1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert "metric 'lpips' does not apply to dataset 'toy'" in err[0] and "16x16" in err[0]
+    assert "--set eval.metrics=[toy-l1]" in err[0]
+    assert not (tmp_path / "run" / "checkpoints").exists()  # before any training
+
+
 def test_preflight_does_not_change_what_training_does(tmp_path, registry, small_glyphs, monkeypatch):
     """The pre-flight restores the random state and the train mode: a run with it trains as one without it."""
     import vpbench.engine.pipeline as mod  # where every scoring command calls the pre-flight

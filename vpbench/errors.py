@@ -13,6 +13,7 @@ __all__ = [
     "UnknownPluginError",
     "ConfigError",
     "DataError",
+    "FramesTooSmallError",
     "CheckpointError",
     "PluginError",
     "TrainingError",
@@ -41,6 +42,12 @@ class ConfigError(VpbenchError):
 
 class DataError(VpbenchError):
     """Data that is missing, corrupt or does not match its checksum."""
+
+
+class FramesTooSmallError(DataError):
+    """Frames smaller than a metric's window: the metric does not apply to this dataset.
+    Raised by the metric's own input check, so a third-party metric can raise it too; the
+    pre-flight leaves such a metric out when nobody asked for it by name."""
 
 
 class CheckpointError(VpbenchError):

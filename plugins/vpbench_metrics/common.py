@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vpbench.errors import ConfigError, DataError
+from vpbench.errors import ConfigError, DataError, FramesTooSmallError
 
 __all__ = [
     "PROTOCOLS",
@@ -66,7 +66,7 @@ def check_pair(pred: Tensor, true: Tensor, *, min_side: int = 1) -> None:
             f"frames must be float in [0, 1], got {pred.dtype} and {true.dtype}; divide by 255"
         )
     if min(pred.shape[-2:]) < min_side:
-        raise DataError(
+        raise FramesTooSmallError(
             f"frames of {pred.shape[-2]}x{pred.shape[-1]} are smaller than the "
             f"{min_side}x{min_side} window this metric needs"
         )

@@ -107,7 +107,9 @@ def preflight_scoring(
     prediction_bounds: tuple[float, float] = (0.0, 1.0),
 ) -> Metrics:
     """The pre-flight of every scoring command; the metrics left after it (a broken one that
-    nobody asked for by name is left out with a warning)."""
+    nobody asked for by name is left out with a warning, and so is one that refuses these
+    frames: the record lists it as unavailable, with why)."""
+    left_out: dict[str, str] = {}
     kept = preflight(
         dataset,
         component(registry, "dataset", dataset_name),
@@ -117,8 +119,9 @@ def preflight_scoring(
         models=models,
         prediction_bounds=prediction_bounds,
         **metric_policy(registry, metrics.bound, cfg.metrics, lambda m: echo(f"warning: {m}")),
+        left_out=left_out,
     )
-    return Metrics(kept, metrics.unavailable)
+    return Metrics(kept, {**metrics.unavailable, **left_out})
 
 
 @dataclass

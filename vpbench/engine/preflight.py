@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..components import BoundMetric
-from ..errors import ConfigError, ContractError, DataError, VpbenchError
+from ..errors import ConfigError, ContractError, DataError, FramesTooSmallError, VpbenchError
 from ..interfaces import SetMetric, SetValue, VideoDataset, VideoModel
 from ..plugins import Registry, fault_line, without_hint
 from .evaluate import Predictor
@@ -209,6 +209,7 @@ def _run(
     device: torch.device,
     bounds: tuple[float, float],
     faults: dict[tuple[str, str], list[str]],
+    inapplicable: dict[str, str],
 ) -> None:
     shape = dataset.frame_shape.as_tuple()
     T, S = dataset.context, dataset.horizon
@@ -227,15 +228,21 @@ def _run(
         if pred is None or not check_prediction_values(pf, who, pred, (b, S, *shape), bounds):
             continue
         for mwho, m in metrics:
+            if m.name in inapplicable:
+                continue
             mpf = Preflight()
-            if isinstance(m.metric, SetMetric):
-                got = mpf.call(mwho, "new_state/update/compute", lambda m=m: _set_value(m.metric, pred.float(), true, ctx))  # type: ignore[misc]
-                if got is not None:
-                    check_set_value(mpf, mwho, got, b)
-            else:
-                values = mpf.call(mwho, "per_frame", lambda m=m: m.metric.per_frame(pred.float(), true))  # type: ignore[misc]
-                if values is not None:
-                    check_metric_values(mpf, mwho, values, b, S)
+            try:
+                if isinstance(m.metric, SetMetric):
+                    got = mpf.call(mwho, "new_state/update/compute", lambda m=m: _set_value(m.metric, pred.float(), true, ctx))  # type: ignore[misc]
+                    if got is not None:
+                        check_set_value(mpf, mwho, got, b)
+                else:
+                    values = mpf.call(mwho, "per_frame", lambda m=m: m.metric.per_frame(pred.float(), true))  # type: ignore[misc]
+                    if values is not None:
+                        check_metric_values(mpf, mwho, values, b, S)
+            except FramesTooSmallError as exc:  # the metric does not apply to frames this small
+                inapplicable[m.name] = str(exc).splitlines()[0]
+                continue
             for line in mpf.violations:
                 faults.setdefault((m.name, line), []).append(m.protocol)
 
@@ -263,6 +270,7 @@ def preflight(
     optional: Collection[str] = (),
     warn: Callable[[str], None] | None = None,
     without: Callable[[list[str]], str] | None = None,
+    left_out: dict[str, str] | None = None,
 ) -> list[BoundMetric]:
     """Check dataset, predictors and metrics on one train and one test batch.
 
@@ -276,25 +284,39 @@ def preflight(
             by default): a broken one is left out, ``warn`` is told once, and the run goes on.
         without: given the broken metrics that were asked for by name, how to run without
             them (said in the error's first line).
+        left_out: filled with ``name -> why`` for each optional metric that refuses this
+            dataset's frames (:class:`FramesTooSmallError`: smaller than its window):
+            it is left out with a warning; one asked for by name is a one-line DataError.
 
     Returns:
         The metrics that passed (all of ``metrics`` but the broken optional ones).
 
     Raises:
         ContractError: one line per violation.
+        DataError: a metric asked for by name refuses this dataset's frames.
     """
     pf = Preflight()
     faults: dict[tuple[str, str], list[str]] = {}
+    inapplicable: dict[str, str] = {}
     rng = capture_rng()
     modes = [m.training for m in models]
     for m in models:
         m.eval()
     try:
-        _run(pf, dataset, dataset_who, predictors, metrics, device, prediction_bounds, faults)
+        _run(pf, dataset, dataset_who, predictors, metrics, device, prediction_bounds, faults, inapplicable)
     finally:
         for m, mode in zip(models, modes):
             m.train(mode)
         restore_rng(rng)
+    named = sorted(n for n in inapplicable if n not in optional)
+    if named:
+        fix = without(named) if without is not None else "leave it out of eval.metrics"
+        raise DataError(f"metric '{named[0]}' does not apply to {dataset_who}: {inapplicable[named[0]]}; {fix}")
+    for name, why in inapplicable.items():
+        if warn is not None:
+            warn(f"metric '{name}' does not apply to {dataset_who} and was left out: {why}")
+        if left_out is not None:
+            left_out[name] = f"does not apply to these frames: {why}"
     skipped = {name for name, _ in faults if name in optional}
     for name, who, problem in _metric_lines(faults):
         if name not in skipped:
@@ -305,7 +327,7 @@ def preflight(
     if broken and without is not None:
         pf.hint = without(broken)
     pf.raise_if_any()
-    return [m for _, m in metrics if m.name not in skipped]
+    return [m for _, m in metrics if m.name not in skipped and m.name not in inapplicable]
 
 
 def component(registry: Registry, kind: str, name: str) -> str:
