@@ -89,6 +89,27 @@ def test_step_macs_count_forward_and_backward_once_and_leave_the_model_alone() -
     assert torch.equal(torch.rand(1), expected_draw)  # the random stream is where it was
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("groups", [1, 8, 64])
+def test_a_grouped_convolution_trains_at_three_times_its_forward_macs(groups: int, transposed: bool) -> None:
+    """torch's counter charged a grouped convolution's weight gradient ``groups`` times: a
+    depthwise layer's training step counted 66x its forward MACs, and TAU and SimVP, built on
+    grouped convolutions, were given a fraction of the steps their budget pays for."""
+    from vpbench.flopcount import flop_counter
+
+    conv = (nn.ConvTranspose2d if transposed else nn.Conv2d)(64, 64, 3, padding=1, groups=groups, bias=False)
+    x = torch.randn(2, 64, 8, 8, requires_grad=True)
+    forward_macs = 2 * 8 * 8 * 64 * (64 // groups) * 3 * 3  # per output value: in-channels of its group x kernel
+    counter = flop_counter()
+    with counter:
+        y = conv(x)
+    assert counter.get_total_flops() // 2 == forward_macs
+    counter = flop_counter()
+    with counter:
+        conv(x).square().sum().backward()
+    assert counter.get_total_flops() // 2 == 3 * forward_macs  # forward, input gradient, weight gradient
+
+
 def test_plan_for_a_multi_stage_model_counts_each_stage_and_splits_one_budget(registry, small_glyphs, tmp_path) -> None:
     from vpbench.components import build_dataset, build_model
 

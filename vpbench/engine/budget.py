@@ -39,7 +39,7 @@ from ..interfaces import VideoDataset, VideoModel
 from .rng import capture_rng, restore_rng
 from .train import allocate_steps
 
-__all__ = ["StagePlan", "TrainPlan", "MacCounts", "count_step_macs", "steps_for_budget", "plan_training"]
+__all__ = ["StagePlan", "TrainPlan", "MacCounts", "count_step_macs", "steps_for_budget", "plan_training", "plan_from_counts"]
 
 
 @dataclass(frozen=True)
@@ -177,14 +177,12 @@ def plan_training(
     from .. import __version__
 
     stages = model.stages()
-    fractions = [s.fraction for s in stages]
-    by_max = allocate_steps(fractions, cfg.max_steps)
     batch = _probe_batch(dataset, cfg.batch_size, device) if stages else None
     macs: list[int | None] = []
     for i, stage in enumerate(stages):
         assert batch is not None
         key = {
-            "kind": "train-macs/1",
+            "kind": "train-macs/2",  # /2: grouped convolutions' weight gradients counted right (flopcount.py)
             "model": f"{type(model).__module__}.{type(model).__qualname__}",
             "config": model.config.model_dump(mode="json"),
             "frame_shape": list(model.frame_shape.as_tuple()),
@@ -200,8 +198,16 @@ def plan_training(
         # only chooses which frames are fed), so one count per stage holds for all of them
         count = functools.partial(count_step_macs, model, i, batch)
         macs.append(cache.get(key, count) if cache is not None else count())
+    return plan_from_counts(model, cfg, macs)
+
+
+def plan_from_counts(model: VideoModel, cfg: TrainConfig, macs: Sequence[int | None]) -> TrainPlan:
+    """The plan given each stage's MACs per step (``max_steps`` split by the stages' fractions,
+    or the steps ``train.budget`` buys)."""
+    stages = model.stages()
+    fractions = [s.fraction for s in stages]
     if cfg.budget is None:
-        steps, bound = by_max, "max_steps"
+        steps, bound = allocate_steps(fractions, cfg.max_steps), "max_steps"
     else:
         total, bound = steps_for_budget(fractions, macs, cfg.batch_size, cfg.budget)
         steps = allocate_steps(fractions, total)
