@@ -126,6 +126,44 @@ def test_a_folder_holding_another_config_is_refused(tmp_path: Path, registry: An
         run_state(run, out, registry)
 
 
+def test_a_budgeted_run_whose_plan_replaced_max_steps_is_still_its_own_run(tmp_path: Path, registry: Any) -> None:
+    """A budgeted run writes the steps its plan bought as train.max_steps; a second `vpbench
+    bench` (resuming after Ctrl-C, or skipping finished runs) refused the folder as another config."""
+    suite = _write(tmp_path / "s.yaml", {"datasets": ["glyphs"], "set": {"train.budget": {"macs": 1e9}},
+                                         "entries": [{"model": "tinyconv"}]})
+    (run,) = expand_suite(load_suite(suite), registry, str(suite))
+    root = run.run_dir(tmp_path / "out")
+    root.mkdir(parents=True)
+    config = resolved_config(registry, "tinyconv", "glyphs", run.overrides)
+    planned = {**config, "train": {**config["train"], "max_steps": 37}}  # what the run wrote
+    (root / "run.yaml").write_text(yaml.safe_dump({"model": "tinyconv", "dataset": "glyphs", "config": planned}))
+    assert run_state(run, tmp_path / "out", registry) == "partial"
+    changed = {**planned, "train": {**planned["train"], "budget": {"sequences": None, "macs": 2e9}}}
+    (root / "run.yaml").write_text(yaml.safe_dump({"model": "tinyconv", "dataset": "glyphs", "config": changed}))
+    with pytest.raises(ConfigError, match=r"config.train.budget.macs is 2000000000.0 there, 1000000000.0 in the suite"):
+        run_state(run, tmp_path / "out", registry)
+
+
+def test_a_committed_record_without_its_run_yaml_is_finished_when_it_is_that_run(tmp_path: Path, registry: Any) -> None:
+    """A committed records tree keeps record.json, not run.yaml: re-running the track's command
+    on it runs only what is missing, and a record of another run is refused by what differs."""
+    import shutil
+
+    track = Path(__file__).resolve().parent.parent / "configs" / "suites" / "track-glyphs-cpu.yaml"
+    committed = track.parent.parent.parent / "leaderboards" / "records" / "track-glyphs-cpu" / "glyphs" / "convlstm-seed-0"
+    runs = {r.name: r for r in expand_suite(load_suite(track), registry, str(track), suite_dir=track.parent)}
+    out = tmp_path / "out"
+    shutil.copytree(committed, runs["convlstm-seed-0"].run_dir(out))
+    assert run_state(runs["convlstm-seed-0"], out, registry) == "finished"
+    assert run_state(runs["convlstm-seed-1"], out, registry) == "new"
+    shutil.copytree(committed, runs["predrnn-seed-0"].run_dir(out))
+    with pytest.raises(ConfigError, match=r"predrnn-seed-0 holds the record of another run \(model is 'convlstm' there, 'predrnn' in the suite\)"):
+        run_state(runs["predrnn-seed-0"], out, registry)
+    shutil.copytree(committed, runs["convlstm-seed-1"].run_dir(out))
+    with pytest.raises(ConfigError, match=r"seed is 0 there, 1 in the suite"):
+        run_state(runs["convlstm-seed-1"], out, registry)
+
+
 def test_a_second_command_on_the_same_output_folder_is_refused(tmp_path: Path, capsys: Any) -> None:
     from vpbench.engine.rundir import run_lock
 

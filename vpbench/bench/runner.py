@@ -109,16 +109,49 @@ def _first_difference(saved: Any, expected: Any, prefix: str = "") -> str | None
     return None
 
 
+def _planned(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved run config as comparable with a run's: under ``train.budget`` the run writes
+    the steps its plan bought as ``train.max_steps``, so that key is not the suite's to match."""
+    train = config.get("train")
+    if isinstance(train, dict) and train.get("budget") is not None:
+        return {**config, "train": {k: v for k, v in train.items() if k != "max_steps"}}
+    return config
+
+
+def _record_difference(path: Path, run: PlannedRun, registry: Any) -> str | None:
+    """How the finished run recorded at ``path`` differs from ``run`` (model, dataset, their
+    configs, the training config and the seed), or None: a committed records tree keeps only
+    ``record.json`` of each run, not its ``run.yaml``."""
+    from ..records import read_record
+
+    record = read_record(path)
+    config = _planned(resolved_config(registry, run.model, run.dataset, run.overrides))
+    found = {"model": record.model.name, "dataset": record.dataset.name, "seed": record.seed,
+             "model config": record.model.config, "dataset config": record.dataset.config,
+             "train": _planned({"train": record.train.config})["train"]}
+    expected = {"model": run.model, "dataset": run.dataset, "seed": config["seed"], "model config": config["model"],
+                "dataset config": config["dataset"], "train": config["train"]}
+    return _first_difference(json.loads(json.dumps(found)), expected)
+
+
 def run_state(run: PlannedRun, out: Path, registry: Any) -> str:
-    """``finished``, ``partial`` (resumable) or ``new``; a folder holding another run is an error."""
+    """``finished``, ``partial`` (resumable) or ``new``; a folder holding another run is an error.
+
+    A folder with a ``record.json`` and no ``run.yaml`` (a committed records tree) is finished
+    when its record's model, dataset, configs and seed are the run's."""
     root = run.run_dir(out)
     spec = root / "run.yaml"
     if not spec.is_file():
         if (root / "record.json").exists():
-            raise ConfigError(f"{root} holds a record.json but no run.yaml; remove that folder or choose another --out")
+            diff = _record_difference(root / "record.json", run, registry)
+            if diff is None:
+                return "finished"
+            raise ConfigError(f"{root} holds the record of another run ({diff}); remove that folder or choose another --out")
         return "new"  # nothing, or a start that failed before its first checkpoint
     saved = load_yaml(spec)
-    expected = {"model": run.model, "dataset": run.dataset, "config": resolved_config(registry, run.model, run.dataset, run.overrides)}
+    expected = {"model": run.model, "dataset": run.dataset, "config": _planned(resolved_config(registry, run.model, run.dataset, run.overrides))}
+    if isinstance(saved.get("config"), dict):
+        saved = {**saved, "config": _planned(saved["config"])}
     diff = _first_difference({k: saved.get(k) for k in expected}, expected)
     if diff is not None:
         raise ConfigError(f"{root} holds a run with another config ({diff}); remove that folder or choose another --out")
