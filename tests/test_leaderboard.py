@@ -24,7 +24,7 @@ from vpbench.records import ComponentInfo, MetricResult, RunRecord, TrainSummary
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = REPO / "leaderboards"
-RUN_BYPRODUCTS = {"checkpoints", "artifacts", "strips", "per_frame.png", "run.yaml", ".run.lock"}
+RUN_BYPRODUCTS = {"checkpoints", "artifacts", "strips", "per_frame.png", "run.yaml", ".run.lock", ".run.pid", "bench-state.json"}
 
 CHECKSUM_A = "sha256:" + "a" * 64
 CHECKSUM_B = "sha256:" + "b" * 64
