@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from ..bench import BenchRequest
+    from ..plugins import Registry
 
 __all__ = ["command"]
 
@@ -14,6 +19,7 @@ Examples:
   vpbench bench configs/suites/glyphs-tiny.yaml                       # Ray on this machine
   vpbench bench configs/suites/table2-mmnist.yaml --address HEAD:6379 --gpus-per-run 1
   vpbench bench configs/suites/glyphs-tiny.yaml --dry-run             # list the runs and their state
+  vpbench bench configs/suites/track-mmnist-gpu.yaml --dry-run --plan # and what the budget buys each entry
   vpbench leaderboard --records runs/bench-glyphs-tiny --out runs/bench-glyphs-tiny/leaderboard
 
 \b
@@ -40,6 +46,7 @@ write them there themselves.
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="VPBENCH_DATA", help="Where datasets live on every node (default $VPBENCH_DATA or ~/.cache/vpbench).")
 @click.option("--shared-out", is_flag=True, help="OUT is on a file system every node mounts at the same path: each run's node writes its checkpoints and result there itself (atomic replace), and no checkpoint passes through the driver. Default: states are sent to the driver, which writes them to OUT.")
 @click.option("--dry-run", is_flag=True, help="List the runs and whether each is finished, resumable or new; run nothing.")
+@click.option("--plan", is_flag=True, help="With --dry-run: each entry's training plan (steps per stage, sequences, MACs per step) as its runs will compute it from train.budget or max_steps; counted on the CPU on zero clips, no data needed.")
 @click.option("--quiet", is_flag=True, help="Hide the runs' own output (Ray's worker logs).")
 @click.pass_context
 def command(
@@ -54,6 +61,7 @@ def command(
     data_root: Path | None,
     shared_out: bool,
     dry_run: bool,
+    plan: bool,
     quiet: bool,
 ) -> None:
     """Run the benchmark SUITE (a YAML file): every model x dataset x seed it lists is one
@@ -66,6 +74,10 @@ def command(
     from tabulate import tabulate
 
     from ..bench import BenchRequest, outcome_rows, run_bench
+    from ..errors import ConfigError
+
+    if plan and not dry_run:
+        raise ConfigError("--plan lists what each run would train and needs --dry-run; add --dry-run")
 
     req = BenchRequest(
         suite=suite,
@@ -83,6 +95,8 @@ def command(
     )
     result = run_bench(req, ctx.obj.registry, echo=click.echo)
     if dry_run:
+        if plan:
+            _print_plans(req, ctx.obj.registry)
         return
     click.echo("")
     click.echo(tabulate(outcome_rows(result), headers="keys", disable_numparse=True))
@@ -95,3 +109,17 @@ def command(
         for o in result.failed:
             click.echo(f"failed: {o.run.key}: {o.reason}", err=True)
         sys.exit(1)  # runs failed: not a user error (2), and click.Context.exit would be swallowed by vpbench.cli.main
+
+
+def _print_plans(req: BenchRequest, registry: Registry) -> None:
+    from tabulate import tabulate
+
+    from ..bench import plan_bench
+    from ..bench.plan import plan_entries, plan_rows
+    from ..data.root import resolve_data_root
+
+    _, _, runs, _ = plan_bench(req, registry)
+    click.echo("\ntraining plans (each entry's seeds share one; MACs counted on zero clips on the CPU):")
+    plans = plan_entries(runs, registry, resolve_data_root(req.data_root), echo=click.echo)
+    click.echo("")
+    click.echo(tabulate(plan_rows(plans), headers="keys", disable_numparse=True))
