@@ -24,15 +24,18 @@ are 3-9x the CPU seconds; CPU seconds are what one uncontended thread needs), ``
     convlstm            8            300      14.933       0.551        36.9          4.48           165
     predrnn             8            200      30.926       1.306        42.2          6.19           261
     predrnn-v2          8            200      31.404       1.435        45.7          6.28           287
-    simvp               8            400      42.908       1.181        27.5         17.16           473
-    tau                 8            400      45.970       1.178        25.6         18.39           471
+    simvp               8            400      18.201       0.774        42.5          7.28           310
+    tau                 8            400      12.718       0.839        66.0          5.09           336
     phydnet             4            300      20.155       1.031        51.1          6.05           309
     mau                 4            300      14.026       0.946        67.4          4.21           284
 
 (S-HR-VQVAE per stage: autoencoder 0.781 GMACs and 0.058 s, prior 11.344 GMACs and 0.50 s,
 joint 15.081 GMACs and 1.65 s per step: the joint step runs the free-running sampler.)
-One CPU second buys 12-39 GMACs of training depending on the model; all nine models at one
-budget of B TMACs cost about 425·B CPU seconds of training per seed.
+The SimVP and TAU rows were measured again on 2026-12-03 (``--models simvp,tau --steps 3``, two
+training jobs beside it) after the FLOP counter's fix for grouped convolutions
+(:mod:`vpbench.flopcount`): before it they counted 42.908 and 45.970 GMACs per step. One CPU
+second buys 12-27 GMACs of training depending on the model; all nine models at one budget of
+B TMACs cost about 480·B CPU seconds of training per seed.
 """
 
 from __future__ import annotations
