@@ -322,6 +322,18 @@ def test_model_predict_cached_and_uncached_agree() -> None:
     assert out.shape == (2, 2, 1, 32, 32) and out.min() >= 0 and out.max() <= 1
 
 
+def test_coding_clips_in_frame_chunks_equals_coding_all_frames_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vpbench_shrvq.model as model_mod
+
+    m = build().eval()
+    x = clips(b=3, f=5)  # 15 frames: chunks of 4, 4, 4, 3
+    with torch.no_grad():
+        whole = m.quantizer(m.latents(x.flatten(0, 1))).local.view(3, 5, *m.grid, -1).permute(0, 4, 1, 2, 3)
+        frames = m.decode_sum(m.quantizer.lookup(whole.permute(0, 2, 3, 4, 1)).flatten(0, 1)).view_as(x)
+        monkeypatch.setattr(model_mod, "FRAME_CHUNK", 4)
+        assert torch.equal(m.encode_indices(x), whole)
+        assert torch.equal(m.decode_indices(whole), frames)
+
 # ------------------------------------------------------------------------------ training
 
 

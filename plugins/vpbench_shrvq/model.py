@@ -37,6 +37,13 @@ from .usage import codebook_usage
 
 __all__ = ["SHRVQVAE"]
 
+#: frames per call of the encoder / decoder when coding whole clips (``encode_indices``,
+#: ``decode_indices``): at the evaluation batch of 250 clips the activations of 2,500 frames at
+#: once (1.3 GB for the decoder's first layer at 64x64) stream from memory; 256 frames at a
+#: time were 2.3x (encode) and 1.4x (decode) faster on the 2-core CPU, with identical outputs
+#: (the convolutions are per frame).
+FRAME_CHUNK = 256
+
 
 class SHRVQVAE(vpbench.VideoModel):
     """HR-VQVAE (stride 4, codebook tree of n layers x branching M) + ST-PixelCNN prior."""
@@ -155,7 +162,8 @@ class SHRVQVAE(vpbench.VideoModel):
     def encode_indices(self, clips: Tensor) -> Tensor:
         """Local indices of every frame: ``[B, F, C, H, W] -> [B, n, F, h, w]`` (int64)."""
         b, f = clips.shape[:2]
-        q = self.quantizer(self.latents(clips.flatten(0, 1)))
+        frames = clips.flatten(0, 1)
+        q = self.quantizer(torch.cat([self.latents(x) for x in frames.split(FRAME_CHUNK)]))
         return q.local.view(b, f, *self.grid, -1).permute(0, 4, 1, 2, 3)
 
     def decode_sum(self, e: Tensor) -> Tensor:
@@ -166,7 +174,8 @@ class SHRVQVAE(vpbench.VideoModel):
         """Frames from local indices ``[B, n, F, h, w] -> [B, F, C, H, W]`` (Eq. 8)."""
         b, _, f = local.shape[:3]
         e = self.quantizer.lookup(local.permute(0, 2, 3, 4, 1), upto)  # [B, F, h, w, D]
-        return self.decode_sum(e.flatten(0, 1)).view(b, f, *self.frame_shape.as_tuple())
+        frames = torch.cat([self.decode_sum(x) for x in e.flatten(0, 1).split(FRAME_CHUNK)])
+        return frames.view(b, f, *self.frame_shape.as_tuple())
 
     # -------------------------------------------------------------------------- losses
 
