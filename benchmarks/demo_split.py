@@ -51,10 +51,10 @@ script alone; code of eb359b8), 29 min 33 s in all:
     sampler in the test pass: 111.3 s old, 55.8 s new, 56.4 s warm (2.0x);
     the rest of the test pass: 34.5 s old, 18.9 s new, 6.0 s warm (1.8x / 5.8x)
 
-The test pass is now 75% (cold) to 90% (warm) sampler, whose floor at this batch is about 10.3 s
-per 250 clips (benchmarks/shrvq_sampler_floor.py), 41.2 s for the 1,000: the 3x (48.6 s) leaves
-the sampler 29.7 s cold, below its floor, and 42.6 s warm, within 3% of it. Test numbers printed
-the same in all passes.
+The test pass is now 75% (cold) to 90% (warm) sampler. benchmarks/shrvq_sampler_floor.py puts
+the sampler's floor at batch 250 at 2.6-2.7x the reference sampler's time, and here the reference
+took 111.3 s: a floor of about 41-43 s for the 1,000 clips. The 3x (48.6 s) leaves the sampler
+29.7 s cold, below that floor, and 42.6 s warm, at it. Test numbers printed the same in all passes.
 """
 
 from __future__ import annotations

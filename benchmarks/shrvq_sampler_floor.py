@@ -14,9 +14,11 @@ no rearrangement of the per-voxel Python code can remove:
 * ``attention, blocks of N``: the same with the batch cut into blocks of N sequences, each
   running all voxels before the next (what a kernel that keeps a block's cache in L2/L3 would
   do); this saves memory traffic but multiplies the per-voxel calls by the number of blocks;
-* ``per-voxel calls at batch N``: the sampler's own seconds for ``--block`` sequences, which at
-  a small batch are almost all per-call cost (Python and operator dispatch, not arithmetic);
-* ``encode``, ``context pass``, ``decode``: the stages around the loop, timed on the model;
+* ``sampler at batch 1`` and ``at batch N``: the sampler's own seconds for 1 and ``--block``
+  sequences; when the two are close, a block's time is per-call cost (Python and operator
+  dispatch), not arithmetic, and N blocks cost N times it;
+* ``encode``, ``context pass``, ``decode``: the stages around the loop, timed on the model (and
+  encode and decode with all frames in one call, as before ``FRAME_CHUNK``);
 * ``plain read``: one core's rate of reading a large contiguous tensor.
 
 Then it prints the sum of the floors against the target time (the reference sampler's time
@@ -27,12 +29,13 @@ divided by 3, measured here too, and PredRNN's time for the same clips).
 
 Measured on the idle 2-core machine (2026-12-03, load average below 1), default arguments:
 
-    attention 7.15 s (11.0 GB/s), read K, V 6.13 s (12.8 GB/s), plain read 25.3 GB/s;
-    blocks of 16: 3.35 s, of 32: 5.44 s; encode 0.74 s, context pass 1.69 s, decode 0.71 s;
-    the sampler at batch 16: 1.00 s (x15.6 = 15.70 s)
-    whole prediction: reference 26.39 s (target 3x: 8.80 s), PredRNN 8.79 s, current 13.09 s
-    floor at batch 250: 10.29 s = 2.56x the reference at most; blocks of 16 without per-call
-    cost: 6.50 s = 4.06x, but 16 blocks in eager PyTorch add about 15.7 s
+    attention 8.65 s (9.1 GB/s), read K, V 6.59 s (11.9 GB/s), plain read 23.7 GB/s;
+    blocks of 16: 4.01 s, of 32: 6.93 s; encode 0.87 s (all frames at once 1.50 s), context
+    pass 1.90 s, decode 0.87 s (all at once 1.10 s); the sampler at batch 1: 0.67 s, at
+    batch 16: 1.40 s (x15.6 = 21.93 s)
+    whole prediction: reference 31.94 s (target 3x: 10.65 s), PredRNN 9.85 s, current 13.40 s
+    floor at batch 250: 12.28 s = 2.60x the reference at most; blocks of 16 without per-call
+    cost: 7.65 s = 4.17x, but the sampler run in blocks of 16 takes about 21.9 s
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from shrvq_sampler_speed import CONTEXT, HORIZON, config, test_clips, timed  # n
 
 import vpbench  # noqa: E402
 from vpbench_rnn.predrnn import PredRNN  # noqa: E402
+import vpbench_shrvq.model as model_mod  # noqa: E402
 from vpbench_shrvq.model import SHRVQVAE  # noqa: E402
 from vpbench_shrvq.prior import IncrementalSampler, fast_elu  # noqa: E402
 
@@ -126,13 +130,24 @@ def main() -> None:
         trunk = seconds(lambda: model.prior.trunk(paths, {}, fast_elu))
         local = IncrementalSampler(model.prior).sample(paths[: args.block], HORIZON, model.picker(fast=True))
         per_block = seconds(lambda: IncrementalSampler(model.prior).sample(paths[: args.block], HORIZON, model.picker(fast=True)))
-        dec = seconds(lambda: model.decode_indices(torch.cat([local] * (args.batch // args.block + 1))[: args.batch]))
+        per_one = seconds(lambda: IncrementalSampler(model.prior).sample(paths[:1], HORIZON, model.picker(fast=True)))
+        future = torch.cat([local] * (args.batch // args.block + 1))[: args.batch]
+        dec = seconds(lambda: model.decode_indices(future))
+        chunk = model_mod.FRAME_CHUNK
+        model_mod.FRAME_CHUNK = 1 << 30  # all frames in one call, as before the chunking
+        try:
+            enc_whole = seconds(lambda: model.encode_indices(clips))
+            dec_whole = seconds(lambda: model.decode_indices(future))
+        finally:
+            model_mod.FRAME_CHUNK = chunk
     rows += [
-        ["encode", f"{enc:.2f} s", ""], ["context pass", f"{trunk:.2f} s", ""], ["decode", f"{dec:.2f} s", ""],
+        ["encode", f"{enc:.2f} s", f"all frames at once: {enc_whole:.2f} s"], ["context pass", f"{trunk:.2f} s", ""],
+        ["decode", f"{dec:.2f} s", f"all frames at once: {dec_whole:.2f} s"],
+        ["sampler at batch 1", f"{per_one:.2f} s", ""],
         [f"sampler at batch {args.block} (x{args.batch / args.block:.1f} = the batch)", f"{per_block:.2f} s",
          f"{per_block * args.batch / args.block:.2f} s"],
     ]  # fmt: skip
-    print(tabulate(rows, headers=["stage", "time", "rate / scaled"]))
+    print(tabulate(rows, headers=["stage", "time", "rate / scaled / before"]))
     def predict(reference: bool) -> Callable[[torch.Tensor], torch.Tensor]:
         def run(c: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -154,8 +169,9 @@ def main() -> None:
     print(f"floor at batch {args.batch} (attention + encode + context pass + decode, no other per-voxel work): {floor:.2f} s "
           f"= {ref_s / floor:.2f}x the reference at most")
     print(f"floor with blocks of {args.block} (blocked attention, no per-call cost at all): {blocked:.2f} s "
-          f"= {ref_s / blocked:.2f}x; the per-call cost of {args.batch / args.block:.0f} blocks in eager PyTorch adds "
-          f"about {per_block * args.batch / args.block:.1f} s")
+          f"= {ref_s / blocked:.2f}x; but the sampler itself run in blocks of {args.block} takes about "
+          f"{per_block * args.batch / args.block:.1f} s for the {args.batch} (at batch 1 it already takes {per_one:.2f} s, "
+          f"{per_one / per_block:.0%} of batch {args.block}'s time: that part is per-voxel calls, not arithmetic)")
 
 
 if __name__ == "__main__":

@@ -334,6 +334,7 @@ def test_coding_clips_in_frame_chunks_equals_coding_all_frames_at_once(monkeypat
         assert torch.equal(m.encode_indices(x), whole)
         assert torch.equal(m.decode_indices(whole), frames)
 
+
 # ------------------------------------------------------------------------------ training
 
 

@@ -40,8 +40,8 @@ __all__ = ["SHRVQVAE"]
 #: frames per call of the encoder / decoder when coding whole clips (``encode_indices``,
 #: ``decode_indices``): at the evaluation batch of 250 clips the activations of 2,500 frames at
 #: once (1.3 GB for the decoder's first layer at 64x64) stream from memory; 256 frames at a
-#: time were 2.3x (encode) and 1.4x (decode) faster on the 2-core CPU, with identical outputs
-#: (the convolutions are per frame).
+#: time were 1.7x (encode) and 1.3x (decode) faster on the 2-core CPU, with identical outputs
+#: (the convolutions are per frame; benchmarks/shrvq_sampler_floor.py times both ways).
 FRAME_CHUNK = 256
 
 
